@@ -1,0 +1,68 @@
+"""``tunesmith`` entry point: one sub-command module each, errors as one line + exit 2.
+
+Each sub-command module exposes ``add_parser(subparsers)`` (its docstring becomes
+``--help``) and ``run(args) -> int``. Modules are imported lazily so that
+``tunesmith --help`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tunesmith.errors import TunesmithError
+
+# name -> module under tunesmith.cli
+COMMANDS = {
+    "prepare": "prepare",
+    "train": "train",
+    "generate": "generate",
+    "evaluate": "evaluate",
+    "app": "app",
+    "plot": "plot",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with exit code 2 and a one-line message for usage errors."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tunesmith import __version__
+
+    parser = _Parser(prog="tunesmith", description="Compose piano music with a Transformer.")
+    parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f"tunesmith.cli.{module}")
+        except ModuleNotFoundError as err:
+            if err.name and err.name.startswith("tunesmith.cli."):
+                continue  # a command still being written
+            raise
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except TunesmithError as err:
+        print(f"tunesmith {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"tunesmith {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

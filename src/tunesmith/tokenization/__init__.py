@@ -1,0 +1,47 @@
+"""Tokenizers: MIDI scores <-> token ids, and the guarded MIDI I/O they stand on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import TunesmithError
+from tunesmith.tokenization.base import TokenKind, Tokenizer
+from tunesmith.tokenization.seed import SeedTokenizer
+
+TOKENIZER_NAMES = ("seed", "remi", "tsd")
+
+__all__ = ["TOKENIZER_NAMES", "SeedTokenizer", "TokenKind", "Tokenizer", "build_tokenizer", "load_tokenizer"]
+
+
+def build_tokenizer(name: str = "seed", **kwargs: Any) -> Tokenizer:
+    """A fresh tokenizer by name: ``seed`` (default), ``remi`` or ``tsd``."""
+    if name == "seed":
+        return SeedTokenizer()
+    if name in ("remi", "tsd"):
+        from tunesmith.tokenization.miditok_adapter import MidiTokTokenizer
+
+        return MidiTokTokenizer(name, **kwargs)
+    raise TunesmithError(f"--tokenizer: unknown tokenizer {name!r} (choose from {', '.join(TOKENIZER_NAMES)})")
+
+
+def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
+    kind = data.get("type")
+    if kind == "seed":
+        return SeedTokenizer()
+    if kind in ("remi", "tsd"):
+        from tunesmith.tokenization.miditok_adapter import MidiTokTokenizer
+
+        return MidiTokTokenizer.from_dict(data)
+    raise TunesmithError(f"unknown tokenizer type {kind!r} in tokenizer config")
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Load a tokenizer from its JSON file (as saved beside every checkpoint)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise TunesmithError(f"{path}: cannot read tokenizer ({err})") from None
+    return tokenizer_from_dict(data)
