@@ -1,0 +1,173 @@
+"""Checkpoint folders: ``config.json``, ``model.safetensors``, ``tokenizer.json``.
+
+``config.json`` holds ``{"format": "tunesmith-checkpoint", "version": 1,
+"model": ModelConfig, "tokenizer": {...}, "train": {...} | null, "data": {...} | null}``.
+A training run adds ``train_state.pt`` (optimizer, scheduler, RNG, step) beside
+them. Folders are written under a temporary name and renamed into place, so a
+kill at any moment leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from tunesmith.errors import BadCheckpointError
+from tunesmith.model.config import ModelConfig
+from tunesmith.model.transformer import Transformer
+from tunesmith.tokenization import Tokenizer, tokenizer_from_dict
+
+FORMAT = "tunesmith-checkpoint"
+CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, STATE_FILE = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "train_state.pt",
+)
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (in eval mode), its tokenizer and configs."""
+
+    model: Transformer
+    tokenizer: Tokenizer
+    config: dict[str, Any]
+    path: Path
+
+    @property
+    def checksum(self) -> str:
+        """A short sha256 of the weights file, for reproducibility records."""
+        return file_checksum(self.path / WEIGHTS_FILE)
+
+
+def file_checksum(path: str | Path, n: int = 16) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def bundled_model_path() -> Path:
+    """The pretrained model that ships inside the package."""
+    return Path(__file__).resolve().parent.parent / "pretrained" / "ff-piano"
+
+
+def _state_dict_for_saving(model: Transformer, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    sd = {}
+    seen: set[int] = set()
+    for name, t in model.state_dict().items():
+        if t.data_ptr() in seen:  # tied weights are stored once
+            continue
+        seen.add(t.data_ptr())
+        t = t.detach().cpu()
+        sd[name] = (t.to(dtype) if dtype is not None and t.is_floating_point() else t).contiguous()
+    return sd
+
+
+def write_folder_atomically(dest: Path, write: Any) -> Path:
+    """Call ``write(tmp_dir)`` then move ``tmp_dir`` to ``dest``, replacing it whole."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.tmp-", dir=dest.parent))
+    try:
+        write(tmp)
+        # mkdtemp makes a private folder; a checkpoint is an ordinary readable one.
+        tmp.chmod(0o755)
+        for f in tmp.iterdir():
+            f.chmod(0o644)
+        old = None
+        if dest.exists():
+            old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+            os.replace(dest, old)
+        os.replace(tmp, dest)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: Transformer,
+    tokenizer: Tokenizer,
+    extra: dict[str, Any] | None = None,
+    train_state: dict[str, Any] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a checkpoint folder atomically; ``dtype`` (e.g. float16) shrinks storage."""
+    config = {"format": FORMAT, "version": 1, "model": model.cfg.to_dict(), "tokenizer": tokenizer.to_dict()}
+    config.update(extra or {})
+
+    def write(tmp: Path) -> None:
+        save_file(_state_dict_for_saving(model, dtype), str(tmp / WEIGHTS_FILE))
+        tokenizer.save(tmp / TOKENIZER_FILE)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=str))
+        if train_state is not None:
+            torch.save(train_state, tmp / STATE_FILE)
+
+    return write_folder_atomically(Path(path), write)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint folder, validated as tunesmith's."""
+    path = Path(path)
+    if not path.exists():
+        raise BadCheckpointError(f"{path}: no such checkpoint")
+    if not path.is_dir() or not (path / CONFIG_FILE).is_file():
+        raise BadCheckpointError(f"{path}: not a tunesmith checkpoint (no {CONFIG_FILE})")
+    try:
+        config = json.loads((path / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BadCheckpointError(f"{path}: unreadable {CONFIG_FILE} ({err})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise BadCheckpointError(f"{path}: not a tunesmith checkpoint ({CONFIG_FILE} has no tunesmith format tag)")
+    return config
+
+
+def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint folder (``None``: the bundled model) for inference."""
+    path = Path(path) if path is not None else bundled_model_path()
+    if path is None or (not path.exists() and path == bundled_model_path()):
+        raise BadCheckpointError("the bundled model is missing from this install; pass --model PATH")
+    config = read_config(path)
+    try:
+        model_cfg = ModelConfig.from_dict(config["model"])
+        tokenizer = tokenizer_from_dict(config["tokenizer"])
+    except (KeyError, TypeError) as err:
+        raise BadCheckpointError(f"{path}: incomplete {CONFIG_FILE} ({err})") from None
+    if tokenizer.vocab_size != model_cfg.vocab_size:
+        raise BadCheckpointError(
+            f"{path}: tokenizer has {tokenizer.vocab_size} ids but the model {model_cfg.vocab_size}"
+        )
+    model = Transformer(model_cfg, pad_id=tokenizer.pad_id)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise BadCheckpointError(f"{path}: no {WEIGHTS_FILE}")
+    try:
+        sd = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise BadCheckpointError(f"{path}: corrupt {WEIGHTS_FILE} ({err})") from None
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
+    if model_cfg.style == "modern":
+        sd.setdefault("head.weight", sd.get("embed.weight"))
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    if missing or unexpected:
+        raise BadCheckpointError(
+            f"{path}: weights do not match config (missing {len(missing)}, unexpected {len(unexpected)})"
+        )
+    model.to(device).eval()
+    return Checkpoint(model=model, tokenizer=tokenizer, config=config, path=path)

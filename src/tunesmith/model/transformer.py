@@ -1,0 +1,200 @@
+"""The decoder-only Transformer, in two styles (see :class:`ModelConfig`).
+
+Shapes in comments: B batch, T new tokens, S tokens attended to, C d_model,
+H heads, D head_dim, V vocab.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tunesmith.model.cache import KVCache
+from tunesmith.model.config import ModelConfig
+
+
+def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
+    """The original's fixed sin/cos position table, (length, dim)."""
+    pos = torch.arange(length, dtype=torch.float64)[:, None]
+    i = torch.arange(dim, dtype=torch.float64)[None, :]
+    angle = pos / torch.pow(10000.0, (2 * (i // 2)) / dim)
+    table = torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.float()
+
+
+def rope_tables(length: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of rotary embeddings, each (length, head_dim // 2)."""
+    inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
+    angle = torch.arange(length, dtype=torch.float64)[:, None] * inv[None, :]
+    return torch.cos(angle).float(), torch.sin(angle).float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    # x: (B, H, T, D); cos/sin: (T, D/2). Rotate pairs (first half, second half).
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_head, self.head_dim = cfg.n_head, cfg.head_dim
+        bias = cfg.style == "seed"
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=bias)
+        self.rotary = cfg.style == "modern"
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        if self.rotary and rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        if cache is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            y = self._cached(q, k, v, cache, layer)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+    def _cached(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
+        past = cache.own_len
+        own_k, own_v = cache.write(layer, k, v)  # (B, H, past+T, D)
+        prefix = cache.prefix(layer)
+        T = q.shape[2]
+        if prefix is None:
+            if past == 0:
+                return F.scaled_dot_product_attention(q, own_k, own_v, is_causal=T > 1)
+            mask = None
+            if T > 1:  # new tokens see all past tokens and the new ones causally
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(diagonal=past)
+            return F.scaled_dot_product_attention(q, own_k, own_v, attn_mask=mask)
+        # Shared prefix (batch 1) + own tokens (batch B): one softmax over both.
+        pk, pv = prefix  # (1, H, P, D)
+        B, H, _, D = q.shape
+        scale = 1.0 / math.sqrt(D)
+        # All rows' queries against the prefix in one matmul that reads it once.
+        qp = q.transpose(0, 2).reshape(1, H, T * B, D) if T == 1 else q.permute(1, 0, 2, 3).reshape(1, H, B * T, D)
+        sp = (qp @ pk.transpose(-1, -2)) * scale  # (1, H, B*T, P)
+        sp = sp.view(H, B, T, -1).transpose(0, 1) if T > 1 else sp.view(H, B, 1, -1).transpose(0, 1)  # (B, H, T, P)
+        so = (q @ own_k.transpose(-1, -2)) * scale  # (B, H, T, past+T)
+        if T > 1:
+            causal = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(diagonal=past)
+            so = so.masked_fill(~causal, float("-inf"))
+        probs = torch.softmax(torch.cat([sp, so], dim=-1), dim=-1)
+        P = pk.shape[2]
+        pp, po = probs[..., :P], probs[..., P:]
+        yp = (pp.transpose(0, 1).reshape(1, H, B * T, P) @ pv).view(H, B, T, D).transpose(0, 1)  # (B, H, T, D)
+        return yp + po @ own_v
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.swiglu = cfg.style == "modern"
+        bias = cfg.style == "seed"
+        self.up = nn.Linear(cfg.d_model, (2 if self.swiglu else 1) * cfg.d_ff, bias=bias)
+        self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(x)  # (B, T, d_ff or 2*d_ff)
+        if self.swiglu:
+            gate, val = h.chunk(2, dim=-1)
+            h = F.silu(gate) * val
+        else:
+            h = F.relu(h)
+        return self.down(h)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.pre_norm = cfg.style == "modern"
+        norm = (lambda: nn.RMSNorm(cfg.d_model, eps=1e-6)) if self.pre_norm else (lambda: nn.LayerNorm(cfg.d_model, eps=1e-6))
+        self.norm1, self.norm2 = norm(), norm()
+        self.attn = Attention(cfg)
+        self.ff = FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+        if self.pre_norm:
+            x = x + self.drop(self.attn(self.norm1(x), rope, cache, layer))
+            return x + self.drop(self.ff(self.norm2(x)))
+        x = self.norm1(x + self.drop(self.attn(x, rope, cache, layer)))
+        return self.norm2(x + self.drop(self.ff(x)))
+
+
+class Transformer(nn.Module):
+    """``forward(ids, targets=None, cache=None) -> (logits, loss)``."""
+
+    def __init__(self, cfg: ModelConfig, pad_id: int = 0) -> None:
+        super().__init__()
+        self.cfg, self.pad_id = cfg, pad_id
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.style == "seed")
+        if cfg.style == "modern":
+            self.final_norm: nn.Module = nn.RMSNorm(cfg.d_model, eps=1e-6)
+            self.head.weight = self.embed.weight  # tied
+            cos, sin = rope_tables(cfg.context, cfg.head_dim)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
+        else:
+            self.final_norm = nn.Identity()  # post-norm blocks end normalised
+            self.register_buffer("pos_table", sinusoidal_table(cfg.context, cfg.d_model), persistent=False)
+        self.apply(self._init)
+
+    def _init(self, m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
+        cfg = self.cfg
+        p = next(self.parameters())
+        return KVCache(cfg.n_layer, cfg.n_head, cfg.head_dim, batch, max_len or cfg.context, p.dtype, p.device)
+
+    def forward(
+        self,
+        ids: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        last_only: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T = ids.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.cfg.context:
+            raise ValueError(f"sequence of {start + T} tokens exceeds the context of {self.cfg.context}")
+        x = self.embed(ids)  # (B, T, C)
+        rope = None
+        if self.cfg.style == "modern":
+            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+        else:
+            x = x * math.sqrt(self.cfg.d_model) + self.pos_table[start : start + T]
+        x = self.drop(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, rope, cache, i)
+        if cache is not None:
+            cache.advance(T)
+        x = self.final_norm(x)
+        if last_only:
+            x = x[:, -1:]
+        logits = self.head(x)  # (B, T or 1, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.pad_id)
+        return logits, loss
