@@ -13,15 +13,8 @@ import sys
 
 from tunesmith.errors import TunesmithError
 
-# name -> module under tunesmith.cli
-COMMANDS = {
-    "prepare": "prepare",
-    "train": "train",
-    "generate": "generate",
-    "evaluate": "evaluate",
-    "app": "app",
-    "plot": "plot",
-}
+# Sub-commands, each a module of the same name under tunesmith.cli.
+COMMANDS = ("prepare", "train", "generate", "evaluate", "app", "plot")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tunesmith", description="Compose piano music with a Transformer.")
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name, module in COMMANDS.items():
+    for module in COMMANDS:
         try:
             mod = importlib.import_module(f"tunesmith.cli.{module}")
         except ModuleNotFoundError as err:

@@ -47,7 +47,9 @@ class KVCache:
         """Tokens seen by every row: the position of the next token."""
         return self.prefix_len + self.own_len
 
-    def write(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def write(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store a layer's new keys/values ``(B, H, T, D)``; return its own segment so far."""
         t0, t1 = self.own_len, self.own_len + k.shape[2]
         if t1 > self.max_len:

@@ -64,7 +64,9 @@ def bundled_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "pretrained" / "ff-piano"
 
 
-def _state_dict_for_saving(model: Transformer, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+def _state_dict_for_saving(
+    model: Transformer, dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
     sd = {}
     seen: set[int] = set()
     for name, t in model.state_dict().items():
@@ -109,7 +111,12 @@ def save_checkpoint(
     dtype: torch.dtype | None = None,
 ) -> Path:
     """Write a checkpoint folder atomically; ``dtype`` (e.g. float16) shrinks storage."""
-    config = {"format": FORMAT, "version": 1, "model": model.cfg.to_dict(), "tokenizer": tokenizer.to_dict()}
+    config = {
+        "format": FORMAT,
+        "version": 1,
+        "model": model.cfg.to_dict(),
+        "tokenizer": tokenizer.to_dict(),
+    }
     config.update(extra or {})
 
     def write(tmp: Path) -> None:
@@ -134,15 +141,21 @@ def read_config(path: str | Path) -> dict[str, Any]:
     except (OSError, json.JSONDecodeError) as err:
         raise BadCheckpointError(f"{path}: unreadable {CONFIG_FILE} ({err})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise BadCheckpointError(f"{path}: not a tunesmith checkpoint ({CONFIG_FILE} has no tunesmith format tag)")
+        raise BadCheckpointError(
+            f"{path}: not a tunesmith checkpoint ({CONFIG_FILE} has no tunesmith format tag)"
+        )
     return config
 
 
-def load_checkpoint(path: str | Path | None = None, device: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(
+    path: str | Path | None = None, device: str | torch.device = "cpu"
+) -> Checkpoint:
     """Load a checkpoint folder (``None``: the bundled model) for inference."""
     path = Path(path) if path is not None else bundled_model_path()
     if path is None or (not path.exists() and path == bundled_model_path()):
-        raise BadCheckpointError("the bundled model is missing from this install; pass --model PATH")
+        raise BadCheckpointError(
+            "the bundled model is missing from this install; pass --model PATH"
+        )
     config = read_config(path)
     try:
         model_cfg = ModelConfig.from_dict(config["model"])

@@ -29,7 +29,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_head:
-            raise BadParameterError(f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})")
+            raise BadParameterError(
+                f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})"
+            )
         if self.style not in ("seed", "modern"):
             raise BadParameterError(f"style must be 'seed' or 'modern', not {self.style!r}")
         for name in ("vocab_size", "context", "n_layer", "n_head", "d_model", "d_ff"):
@@ -53,18 +55,28 @@ class ModelConfig:
 
 PRESETS: dict[str, ModelConfig] = {
     # The original TensorFlow model, shape for shape.
-    "seed": ModelConfig(context=1024, n_layer=6, n_head=8, d_model=256, d_ff=512, dropout=0.4, style="seed"),
+    "seed": ModelConfig(
+        context=1024, n_layer=6, n_head=8, d_model=256, d_ff=512, dropout=0.4, style="seed"
+    ),
     # Same budget, modern design; SwiGLU's three matrices at d_ff=352 hold as many
     # weights as the seed's two at 512.
-    "default": ModelConfig(context=1024, n_layer=6, n_head=8, d_model=256, d_ff=352, dropout=0.1, style="modern"),
+    "default": ModelConfig(
+        context=1024, n_layer=6, n_head=8, d_model=256, d_ff=352, dropout=0.1, style="modern"
+    ),
     # For tests: a few thousand weights, instant on a CPU.
-    "tiny": ModelConfig(context=64, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0, style="modern"),
-    "tiny-seed": ModelConfig(context=64, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0, style="seed"),
+    "tiny": ModelConfig(
+        context=64, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0, style="modern"
+    ),
+    "tiny-seed": ModelConfig(
+        context=64, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0, style="seed"
+    ),
 }
 
 
 def preset(name: str, vocab_size: int, **overrides: Any) -> ModelConfig:
     """A preset by name, sized to ``vocab_size``, with optional field overrides."""
     if name not in PRESETS:
-        raise BadParameterError(f"--preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+        raise BadParameterError(
+            f"--preset: unknown preset {name!r} (choose from {', '.join(PRESETS)})"
+        )
     return replace(PRESETS[name], vocab_size=vocab_size, **overrides)

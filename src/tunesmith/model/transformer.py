@@ -25,7 +25,9 @@ def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
     return table.float()
 
 
-def rope_tables(length: int, head_dim: int, base: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_tables(
+    length: int, head_dim: int, base: float = 10000.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin of rotary embeddings, each (length, head_dim // 2)."""
     inv = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim))
     angle = torch.arange(length, dtype=torch.float64)[:, None] * inv[None, :]
@@ -55,7 +57,9 @@ class Attention(nn.Module):
         layer: int,
     ) -> torch.Tensor:
         B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)  # 3 x (B, H, T, D)
+        q, k, v = (
+            self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
+        )  # 3 x (B, H, T, D)
         if self.rotary and rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         if cache is None:
@@ -64,7 +68,9 @@ class Attention(nn.Module):
             y = self._cached(q, k, v, cache, layer)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
-    def _cached(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, layer: int) -> torch.Tensor:
+    def _cached(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, layer: int
+    ) -> torch.Tensor:
         past = cache.own_len
         own_k, own_v = cache.write(layer, k, v)  # (B, H, past+T, D)
         prefix = cache.prefix(layer)
@@ -74,16 +80,24 @@ class Attention(nn.Module):
                 return F.scaled_dot_product_attention(q, own_k, own_v, is_causal=T > 1)
             mask = None
             if T > 1:  # new tokens see all past tokens and the new ones causally
-                mask = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(diagonal=past)
+                mask = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(
+                    diagonal=past
+                )
             return F.scaled_dot_product_attention(q, own_k, own_v, attn_mask=mask)
         # Shared prefix (batch 1) + own tokens (batch B): one softmax over both.
         pk, pv = prefix  # (1, H, P, D)
         B, H, _, D = q.shape
         scale = 1.0 / math.sqrt(D)
         # All rows' queries against the prefix in one matmul that reads it once.
-        qp = q.transpose(0, 2).reshape(1, H, T * B, D) if T == 1 else q.permute(1, 0, 2, 3).reshape(1, H, B * T, D)
+        qp = (
+            q.transpose(0, 2).reshape(1, H, T * B, D)
+            if T == 1
+            else q.permute(1, 0, 2, 3).reshape(1, H, B * T, D)
+        )
         sp = (qp @ pk.transpose(-1, -2)) * scale  # (1, H, B*T, P)
-        sp = sp.view(H, B, T, -1).transpose(0, 1) if T > 1 else sp.view(H, B, 1, -1).transpose(0, 1)  # (B, H, T, P)
+        sp = (
+            sp.view(H, B, T, -1).transpose(0, 1) if T > 1 else sp.view(H, B, 1, -1).transpose(0, 1)
+        )  # (B, H, T, P)
         so = (q @ own_k.transpose(-1, -2)) * scale  # (B, H, T, past+T)
         if T > 1:
             causal = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(diagonal=past)
@@ -91,7 +105,9 @@ class Attention(nn.Module):
         probs = torch.softmax(torch.cat([sp, so], dim=-1), dim=-1)
         P = pk.shape[2]
         pp, po = probs[..., :P], probs[..., P:]
-        yp = (pp.transpose(0, 1).reshape(1, H, B * T, P) @ pv).view(H, B, T, D).transpose(0, 1)  # (B, H, T, D)
+        yp = (
+            (pp.transpose(0, 1).reshape(1, H, B * T, P) @ pv).view(H, B, T, D).transpose(0, 1)
+        )  # (B, H, T, D)
         return yp + po @ own_v
 
 
@@ -117,7 +133,11 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.pre_norm = cfg.style == "modern"
-        norm = (lambda: nn.RMSNorm(cfg.d_model, eps=1e-6)) if self.pre_norm else (lambda: nn.LayerNorm(cfg.d_model, eps=1e-6))
+        norm = (
+            (lambda: nn.RMSNorm(cfg.d_model, eps=1e-6))
+            if self.pre_norm
+            else (lambda: nn.LayerNorm(cfg.d_model, eps=1e-6))
+        )
         self.norm1, self.norm2 = norm(), norm()
         self.attn = Attention(cfg)
         self.ff = FeedForward(cfg)
@@ -149,7 +169,9 @@ class Transformer(nn.Module):
             self.register_buffer("rope_sin", sin, persistent=False)
         else:
             self.final_norm = nn.Identity()  # post-norm blocks end normalised
-            self.register_buffer("pos_table", sinusoidal_table(cfg.context, cfg.d_model), persistent=False)
+            self.register_buffer(
+                "pos_table", sinusoidal_table(cfg.context, cfg.d_model), persistent=False
+            )
         self.apply(self._init)
 
     def _init(self, m: nn.Module) -> None:
@@ -166,7 +188,9 @@ class Transformer(nn.Module):
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
         cfg = self.cfg
         p = next(self.parameters())
-        return KVCache(cfg.n_layer, cfg.n_head, cfg.head_dim, batch, max_len or cfg.context, p.dtype, p.device)
+        return KVCache(
+            cfg.n_layer, cfg.n_head, cfg.head_dim, batch, max_len or cfg.context, p.dtype, p.device
+        )
 
     def forward(
         self,
@@ -178,7 +202,9 @@ class Transformer(nn.Module):
         B, T = ids.shape
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.context:
-            raise ValueError(f"sequence of {start + T} tokens exceeds the context of {self.cfg.context}")
+            raise ValueError(
+                f"sequence of {start + T} tokens exceeds the context of {self.cfg.context}"
+            )
         x = self.embed(ids)  # (B, T, C)
         rope = None
         if self.cfg.style == "modern":
@@ -196,5 +222,7 @@ class Transformer(nn.Module):
         logits = self.head(x)  # (B, T or 1, V)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.pad_id)
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=self.pad_id
+            )
         return logits, loss

@@ -7,12 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.errors import TunesmithError
-from tunesmith.tokenization.base import TokenKind, Tokenizer
+from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.seed import SeedTokenizer
 
 TOKENIZER_NAMES = ("seed", "remi", "tsd")
 
-__all__ = ["TOKENIZER_NAMES", "SeedTokenizer", "TokenKind", "Tokenizer", "build_tokenizer", "load_tokenizer"]
+__all__ = [
+    "TOKENIZER_NAMES",
+    "SeedTokenizer",
+    "TokenKind",
+    "Tokenizer",
+    "build_tokenizer",
+    "load_tokenizer",
+]
 
 
 def build_tokenizer(name: str = "seed", **kwargs: Any) -> Tokenizer:
@@ -23,7 +30,9 @@ def build_tokenizer(name: str = "seed", **kwargs: Any) -> Tokenizer:
         from tunesmith.tokenization.miditok_adapter import MidiTokTokenizer
 
         return MidiTokTokenizer(name, **kwargs)
-    raise TunesmithError(f"--tokenizer: unknown tokenizer {name!r} (choose from {', '.join(TOKENIZER_NAMES)})")
+    raise TunesmithError(
+        f"--tokenizer: unknown tokenizer {name!r} (choose from {', '.join(TOKENIZER_NAMES)})"
+    )
 
 
 def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:

@@ -27,7 +27,7 @@ DEFAULT_BPM = 120.0
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_TRACKS = 1024
 MAX_NOTES = 2_000_000
-MAX_STEPS = 4 * 60 * 60 * 8  # eight hours of 16th notes at 120 bpm (a 32-bit-safe span)
+MAX_STEPS = 4 * 60 * 60 * 8  # four hours of 16th notes at 120 bpm (a 32-bit-safe span)
 
 
 def _check_score(score: symusic.Score, name: str) -> symusic.Score:
@@ -39,7 +39,9 @@ def _check_score(score: symusic.Score, name: str) -> symusic.Score:
     if n_notes > MAX_NOTES:
         raise BadMidiError(f"{name}: too many notes ({n_notes} > {MAX_NOTES})")
     if score.end() / score.tpq * STEPS_PER_QUARTER > MAX_STEPS:
-        raise BadMidiError(f"{name}: too long (over {MAX_STEPS // 4 // 120 // 60} hours at 120 bpm)")
+        raise BadMidiError(
+            f"{name}: too long (over {MAX_STEPS // 4 // 120 // 60} hours at 120 bpm)"
+        )
     return score
 
 
@@ -93,7 +95,11 @@ def grid_notes(score: symusic.Score) -> np.ndarray:
         arr = track.notes.numpy()
         parts.append(
             np.stack(
-                [arr["time"].astype(np.int64), arr["pitch"].astype(np.int64), arr["duration"].astype(np.int64)],
+                [
+                    arr["time"].astype(np.int64),
+                    arr["pitch"].astype(np.int64),
+                    arr["duration"].astype(np.int64),
+                ],
                 axis=1,
             )
         )
@@ -123,6 +129,9 @@ def score_from_grid(
     score.time_signatures.append(symusic.TimeSignature(0, 4, 4))
     track = symusic.Track("Piano", program=program, is_drum=False)
     notes = np.asarray(notes, dtype=np.int64).reshape(-1, 3)
+    # Ticks are int32 in symusic: drop notes (only ever from hours of decoded
+    # garbage) that would end past that, instead of letting them wrap negative.
+    notes = notes[(notes[:, 0] + notes[:, 2]) * ticks < 2**31]
     if len(notes):
         track.notes = symusic.Note.from_numpy(
             time=(notes[:, 0] * ticks).astype(np.int32),

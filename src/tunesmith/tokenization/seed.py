@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import symusic
 
-from tunesmith.tokenization.base import TokenKind, Tokenizer, pad_to_multiple
+from tunesmith.tokenization.base import Tokenizer, TokenKind, pad_to_multiple
 from tunesmith.tokenization.midi_io import DEFAULT_BPM, grid_notes, score_from_grid
 
 PAD, BOS, EOS, SEP = 0, 1, 2, 3
@@ -74,7 +74,10 @@ class SeedTokenizer(Tokenizer):
         if len(notes) == 0:
             return head
         steps = notes[:, 0]
-        pairs = np.stack([self.pitch_id(notes[:, 1]), self.duration_id(np.minimum(notes[:, 2], MAX_NOTE_STEPS))], 1)
+        pairs = np.stack(
+            [self.pitch_id(notes[:, 1]), self.duration_id(np.minimum(notes[:, 2], MAX_NOTE_STEPS))],
+            1,
+        )
         # One group per distinct onset step; the wait before a group is the gap to
         # the previous onset (to 0 for the first), written as ceil(wait/160) SEPs.
         first = np.concatenate([[True], steps[1:] != steps[:-1]])

@@ -1,0 +1,221 @@
+"""Token grammars as masks: what may come next, per row, so every output decodes.
+
+:class:`SeedGrammar` follows the seed encoding strictly (a pitch or SEP is
+followed by a duration; notes of one step go from high to low pitch; no special
+token mid-piece) and adds the musical rules (scale, pitch range, polyphony).
+:class:`TokenKindGrammar` is the looser rule set for miditok encodings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tunesmith.errors import BadParameterError
+from tunesmith.generation.config import GenerationConfig
+from tunesmith.tokenization.base import Tokenizer, TokenKind
+from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
+from tunesmith.tokenization.seed import (
+    DUR_OFFSET,
+    EOS,
+    MAX_NOTE_STEPS,
+    MAX_WAIT_STEPS,
+    PITCH_OFFSET,
+    SEP,
+    SeedTokenizer,
+)
+
+
+def token_pitches(tokenizer: Tokenizer) -> np.ndarray:
+    """``(V,)`` MIDI pitch of each pitch token, -1 elsewhere."""
+    out = np.full(tokenizer.vocab_size, -1, dtype=np.int64)
+    for i in np.flatnonzero(tokenizer.kinds == TokenKind.PITCH):
+        name = tokenizer.token_str(int(i))
+        digits = name.rsplit("_", 1)[-1]
+        if digits.isdigit():
+            out[i] = int(digits)
+    return out
+
+
+def pitch_allowed(tokenizer: Tokenizer, cfg: GenerationConfig) -> np.ndarray:
+    """``(V,)`` bool: pitch tokens inside the piano, the pitch range and the scale."""
+    pitches = token_pitches(tokenizer)
+    lo, hi = cfg.pitch_bounds or (PIANO_LOW, PIANO_HIGH)
+    ok = (pitches >= max(lo, PIANO_LOW)) & (pitches <= min(hi, PIANO_HIGH))
+    scale = cfg.scale_pitch_classes
+    if scale is not None:
+        ok &= np.isin(pitches % 12, sorted(scale))
+    if not ok.any():
+        raise BadParameterError(
+            f"--scale {cfg.scale} and --pitch-range {cfg.pitch_range} leave no pitch to play"
+        )
+    return ok
+
+
+class TokenKindGrammar:
+    """Rules from token kinds alone: no PAD/BOS mid-piece, pitches as constrained."""
+
+    def __init__(self, tokenizer: Tokenizer, cfg: GenerationConfig, batch: int) -> None:
+        if cfg.bars is not None or cfg.max_polyphony is not None:
+            raise BadParameterError(
+                f"--bars and --max-polyphony need the seed tokenizer (this model uses {tokenizer.name})"
+            )
+        kinds = tokenizer.kinds
+        allowed = (kinds != TokenKind.SPECIAL) & (kinds != TokenKind.OTHER) | (
+            np.arange(len(kinds)) == tokenizer.eos_id
+        )
+        # miditok's OTHER tokens (velocity, bar, position, tempo) are real tokens; only unused padding ids are not.
+        names = [tokenizer.token_str(i) for i in range(len(kinds))]
+        real_other = np.array(
+            [
+                k == TokenKind.OTHER and not n.startswith("Unused")
+                for k, n in zip(kinds, names, strict=True)
+            ]
+        )
+        allowed |= real_other
+        is_pitch = kinds == TokenKind.PITCH
+        allowed &= ~is_pitch | pitch_allowed(tokenizer, cfg)
+        self._allowed = torch.from_numpy(allowed)[None].expand(batch, -1)
+        no_eos = allowed.copy()
+        no_eos[tokenizer.eos_id] = False
+        self._allowed_no_eos = torch.from_numpy(no_eos)[None].expand(batch, -1)
+        self.stop_at_eos = cfg.stop_at_eos
+        self._is_pitch = is_pitch
+        self._to_duration = np.array([n.startswith(("Pitch", "Velocity")) for n in names])
+        self.batch = batch
+        self.last = np.full(batch, -1, dtype=np.int64)
+        self.new_notes = np.zeros(batch, dtype=np.int64)
+        self.eos_id = tokenizer.eos_id
+
+    def feed_prompt(self, ids: list[int]) -> None:
+        if ids:
+            self.last[:] = ids[-1]
+
+    def allowed(self) -> torch.Tensor:
+        if self.stop_at_eos and (self.new_notes > 0).all():
+            return self._allowed
+        if not self.stop_at_eos or not (self.new_notes > 0).any():
+            return self._allowed_no_eos
+        return torch.where(
+            torch.from_numpy(self.new_notes > 0)[:, None], self._allowed, self._allowed_no_eos
+        )
+
+    def next_is_duration(self) -> np.ndarray:
+        return (self.last >= 0) & self._to_duration[np.maximum(self.last, 0)]
+
+    def update(self, tokens: np.ndarray) -> None:
+        self.new_notes += self._is_pitch[tokens]
+        self.last = tokens.copy()
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.last, self.new_notes = self.last[rows].copy(), self.new_notes[rows].copy()
+
+    def progress(self, cfg: GenerationConfig) -> np.ndarray:
+        """``(B,)`` how far each row is, in the unit of the length target (notes)."""
+        return self.new_notes
+
+    def done(self, cfg: GenerationConfig) -> np.ndarray:
+        return self.new_notes >= (cfg.notes or 0)
+
+
+class SeedGrammar:
+    """The seed encoding's grammar plus scale, pitch-range and polyphony masks."""
+
+    def __init__(self, tokenizer: SeedTokenizer, cfg: GenerationConfig, batch: int) -> None:
+        V = tokenizer.vocab_size
+        ids = np.arange(V)
+        self.pitch_ok = torch.from_numpy(pitch_allowed(tokenizer, cfg))  # (V,)
+        self.pitch_of = torch.from_numpy(
+            np.where(tokenizer.kinds == TokenKind.PITCH, ids - PITCH_OFFSET, 1000)
+        )
+        self.note_dur = torch.from_numpy((ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_NOTE_STEPS))
+        self.wait_dur = torch.from_numpy((ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS))
+        self.sep = torch.from_numpy(ids == SEP)
+        self.sep_eos = torch.from_numpy(np.isin(ids, [SEP, EOS]))
+        self.stop_at_eos = cfg.stop_at_eos
+        self.max_polyphony = cfg.max_polyphony
+        self.batch = batch
+        self.pending = np.full(batch, -1, dtype=np.int64)  # pitch id or SEP awaiting a duration
+        self.step = np.zeros(batch, dtype=np.int64)  # current grid step
+        self.low = np.full(batch, 1000, dtype=np.int64)  # lowest pitch started at this step
+        self.ends: list[list[int]] = [[] for _ in range(batch)]  # end steps of sounding notes
+        self.new_notes = np.zeros(batch, dtype=np.int64)
+        self.elapsed = np.zeros(batch, dtype=np.int64)  # steps advanced since the prompt
+
+    def feed_prompt(self, ids: list[int]) -> None:
+        """Take the prompt's state (the same for every row); counters start at zero."""
+        for t in ids:
+            self._advance(0, int(t))
+        for r in range(1, self.batch):
+            self.pending[r], self.step[r], self.low[r] = self.pending[0], self.step[0], self.low[0]
+            self.ends[r] = list(self.ends[0])
+        self.new_notes[:] = 0
+        self.elapsed[:] = 0
+
+    def _advance(self, r: int, t: int) -> None:
+        if self.pending[r] >= 0 and t >= DUR_OFFSET:
+            dur = t - DUR_OFFSET
+            if self.pending[r] == SEP:
+                self.step[r] += dur
+                self.elapsed[r] += dur
+                self.low[r] = 1000
+                self.ends[r] = [e for e in self.ends[r] if e > self.step[r]]
+            else:
+                self.low[r] = self.pending[r] - PITCH_OFFSET
+                self.ends[r].append(int(self.step[r] + dur))
+                self.new_notes[r] += 1
+            self.pending[r] = -1
+        elif t == SEP or PITCH_OFFSET <= t < DUR_OFFSET:
+            self.pending[r] = t
+
+    def allowed(self) -> torch.Tensor:
+        """``(B, V)`` bool of the ids each row may produce next."""
+        rows = []
+        for r in range(self.batch):
+            p = self.pending[r]
+            if p == SEP:
+                rows.append(self.wait_dur)
+            elif p >= 0:
+                rows.append(self.note_dur)
+            else:
+                ok = self.pitch_ok & (self.pitch_of < int(self.low[r]))
+                if self.max_polyphony is not None and len(self.ends[r]) >= self.max_polyphony:
+                    ok = torch.zeros_like(ok)
+                # EOS only once the row has added a note: an empty continuation helps nobody.
+                eos_ok = self.stop_at_eos and self.new_notes[r] > 0
+                rows.append(ok | (self.sep_eos if eos_ok else self.sep))
+        return torch.stack(rows)
+
+    def next_is_duration(self) -> np.ndarray:
+        return self.pending >= 0
+
+    def update(self, tokens: np.ndarray) -> None:
+        for r, t in enumerate(tokens.tolist()):
+            self._advance(r, t)
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.pending, self.step, self.low = (
+            self.pending[rows].copy(),
+            self.step[rows].copy(),
+            self.low[rows].copy(),
+        )
+        self.new_notes, self.elapsed = self.new_notes[rows].copy(), self.elapsed[rows].copy()
+        self.ends = [list(self.ends[r]) for r in rows.tolist()]
+
+    def progress(self, cfg: GenerationConfig) -> np.ndarray:
+        return self.new_notes if cfg.bars is None else self.elapsed
+
+    def done(self, cfg: GenerationConfig) -> np.ndarray:
+        """Rows that reached the length target on a complete token pair."""
+        complete = self.pending < 0
+        if cfg.bars is not None:
+            return complete & (self.elapsed >= cfg.bars * 4 * 4)
+        return complete & (self.new_notes >= (cfg.notes or 0))
+
+
+def make_grammar(
+    tokenizer: Tokenizer, cfg: GenerationConfig, batch: int
+) -> SeedGrammar | TokenKindGrammar:
+    if isinstance(tokenizer, SeedTokenizer):
+        return SeedGrammar(tokenizer, cfg, batch)
+    return TokenKindGrammar(tokenizer, cfg, batch)

@@ -1,0 +1,76 @@
+"""Pure logits transforms: each takes ``(B, V)`` logits and returns new ones.
+
+They compose in any order the loop chooses; masks set logits to -inf and every
+transform keeps -inf entries at -inf, so a rule once applied stays applied.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+def mask(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Forbid every id where ``allowed`` (``(B, V)`` or ``(V,)`` bool) is False."""
+    return logits.masked_fill(~allowed, NEG_INF)
+
+
+def rest_bias(kinds_is_rest: torch.Tensor, creativity: int) -> torch.Tensor:
+    """``(V,)`` log-space bias that multiplies rest tokens' probability by ``1 - creativity/1000``.
+
+    Adding ``log(f)`` to a logit multiplies its softmax weight by ``f`` before
+    renormalisation, which is how the original applied its creativity knob.
+    """
+    factor = 1.0 - creativity / 1000.0
+    bias = torch.zeros(kinds_is_rest.shape, dtype=torch.float32)
+    bias[kinds_is_rest] = math.log(factor) if factor > 0 else NEG_INF
+    return bias
+
+
+def temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
+    """Divide by ``t`` (< 1 sharpens, > 1 flattens)."""
+    return logits if t == 1.0 else logits / t
+
+
+def top_k(logits: torch.Tensor, k: torch.Tensor | int, offset: int = 0) -> torch.Tensor:
+    """Keep, per row, the candidates ranked ``offset .. offset+k-1`` by logit.
+
+    ``k`` may differ per row (``(B,)``). The offset drops the n most likely
+    candidates, as the original's did; it is clipped so that at least the least
+    likely allowed candidate survives.
+    """
+    B, V = logits.shape
+    k = torch.as_tensor(k, device=logits.device).expand(B)
+    order = logits.argsort(dim=-1, descending=True)  # (B, V)
+    allowed = torch.isfinite(logits).sum(-1, keepdim=True)  # (B, 1)
+    start = torch.clamp(torch.full_like(allowed, offset), max=allowed - 1).clamp(min=0)
+    ranks = torch.arange(V, device=logits.device).expand(B, V)
+    keep_sorted = (ranks >= start) & (ranks < start + k[:, None]) & (ranks < allowed)
+    keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
+    return logits.masked_fill(~keep, NEG_INF)
+
+
+def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus: keep the smallest set of most likely candidates whose mass reaches ``p``."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    mass_before = probs.cumsum(-1) - probs  # mass of strictly more likely candidates
+    keep_sorted = mass_before < p  # always keeps the first
+    keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
+    return logits.masked_fill(~keep, NEG_INF)
+
+
+def pick_greedy(logits: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` the most likely id of each row."""
+    return logits.argmax(dim=-1)
+
+
+def pick_sample(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``(B,)`` ids drawn from ``softmax(logits)`` with an explicit generator."""
+    probs = torch.softmax(logits.float(), dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
