@@ -91,6 +91,7 @@ def _load_replay(path: str) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tunesmith.evaluation.memorisation import copy_of_training_data
     from tunesmith.generation import GenerationConfig, Generator
     from tunesmith.tokenization.midi_io import load_midi, save_midi
 
@@ -133,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"tunesmith generate: warning: {warning}", file=sys.stderr)
     save_midi(result.score, out)
+    copy = copy_of_training_data(generator.checkpoint, result.grid, result.n_prompt_notes)
+    if copy is not None:
+        result.memorisation = copy.to_dict()
     sidecar = out.with_suffix(".json")
     record = {
         "tool": "tunesmith generate",
@@ -163,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
         + f", {seconds:.1f} s at {result.bpm:.0f} bpm, {result.tokens_per_second:.0f} tokens/s"
         + f" ({result.stop_reason}); parameters in {sidecar}"
     )
+    if copy is not None:
+        print(copy.describe())
     return 0
 
 
