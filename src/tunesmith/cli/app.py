@@ -1,0 +1,75 @@
+"""``tunesmith app``: the web UI in a browser, served on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from tunesmith.errors import TunesmithError
+
+HELP = """Open tunesmith in a web browser: upload a MIDI opening, generate, listen,
+extend, undo and download. Needs the `app` extra (Gradio) and a SoundFont for the
+audio (e.g. `apt-get install fluid-soundfont-gm`, or TUNESMITH_SOUNDFONT=FILE).
+
+The server listens on 127.0.0.1 only, unless --host says otherwise."""
+
+EXAMPLES_ENV = "TUNESMITH_EXAMPLES"
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("app", help="the web UI in a browser", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--model", help="checkpoint folder (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument(
+        "--examples",
+        help=f"folder of MIDI files offered as example openings (default: ${EXAMPLES_ENV}, "
+        "else ../shared/datasets/final-fantasy-piano when it exists)",
+    )
+    p.set_defaults(func=run)
+
+
+def default_examples() -> Path | None:
+    """``$TUNESMITH_EXAMPLES``, else the project's corpus beside the working directory."""
+    env = os.environ.get(EXAMPLES_ENV)
+    if env:
+        return Path(env)
+    corpus = Path("..") / "shared" / "datasets" / "final-fantasy-piano"
+    return corpus if corpus.is_dir() else None
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.port < 65536:
+        raise TunesmithError(f"--port: {args.port} is not a port number (1-65535)")
+    try:
+        import gradio  # noqa: F401  (only to report a missing install in one line)
+    except ImportError:
+        print(
+            "tunesmith app: error: the web UI needs the `app` extra: "
+            "pip install -e '.[app]' (and pip install --no-deps tinysoundfont)",
+            file=sys.stderr,
+        )
+        return 2
+    from tunesmith.generation.generator import Generator
+    from tunesmith.ui.app import MAX_UPLOAD, build_app
+
+    # Load the model before serving, so a bad --model is a one-line error now,
+    # not a message in every visitor's page.
+    generator = Generator.from_pretrained(args.model)
+    examples = Path(args.examples) if args.examples else default_examples()
+    if examples is not None and not examples.is_dir():
+        raise TunesmithError(f"--examples {examples}: no such folder")
+    demo = build_app(lambda: generator, examples_dir=examples)
+    print(f"tunesmith app: serving on http://{args.host}:{args.port} (Ctrl+C stops)")
+    demo.queue(max_size=64).launch(
+        server_name=args.host,
+        server_port=args.port,
+        max_file_size=MAX_UPLOAD,
+        share=False,
+        show_error=False,
+        quiet=True,
+    )
+    return 0

@@ -1,0 +1,71 @@
+"""``tunesmith app``: arguments, one-line errors, and a real server from the command line."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tunesmith.cli.main import main
+
+
+def test_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["app", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--model" in out and "--host" in out and "--port" in out and "127.0.0.1" in out
+
+
+def test_missing_gradio_is_one_line_and_exit_2(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gradio", None)  # makes `import gradio` fail
+    assert main(["app"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "`app` extra" in err and "pip install" in err
+
+
+def test_bad_port_and_bad_model_are_one_line_errors(tmp_path, capsys):
+    pytest.importorskip("gradio")
+    assert main(["app", "--port", "70000"]) == 2
+    assert "--port" in capsys.readouterr().err
+    assert main(["app", "--model", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "nowhere" in err
+
+
+def test_serves_the_page_on_loopback(tmp_path):
+    pytest.importorskip("gradio")
+    from tunesmith.model import Transformer, preset, save_checkpoint
+    from tunesmith.tokenization.seed import SeedTokenizer
+
+    model = tmp_path / "tiny"
+    save_checkpoint(model, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    cmd = [sys.executable, "-m", "tunesmith", "app", "--model", str(model), "--port", str(port)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True
+    )
+    try:
+        deadline, page = time.monotonic() + 120, None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                    page = resp.read().decode()
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert page is not None, (
+            f"no page; the app said: {proc.stdout.read() if proc.poll() is not None else ''}"
+        )
+        assert "tunesmith" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -1,0 +1,342 @@
+"""The web UI's callbacks as plain functions, with a fake (and once a real tiny) generator."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tunesmith.errors import BadMidiError, BadParameterError, TunesmithError
+from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_from_grid
+from tunesmith.ui import audio, callbacks
+from tunesmith.ui.params import build_params, parse_prompt_notes
+from tunesmith.ui.state import HISTORY_LIMIT, Session, StopFlags
+from ui_fakes import FakeGenerator
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "final-fantasy-piano"
+
+
+def small_params(**overrides):
+    values = {"search": "top_k", "notes": 12, "seed": 1}
+    values.update(overrides)
+    return build_params(**values)
+
+
+@pytest.fixture
+def prompt_file(tmp_path) -> Path:
+    """An FF opening when the corpus is beside the repo, else a made-up one."""
+    if CORPUS.is_dir():
+        return sorted(CORPUS.glob("*.mid"))[0]
+    path = tmp_path / "prompt.mid"
+    rows = np.array([[i * 2, 60 + (i * 5) % 12, 2] for i in range(40)])
+    score_from_grid(rows).dump_midi(path)
+    return path
+
+
+@pytest.fixture
+def out_dir(tmp_path) -> Path:
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    return folder
+
+
+def notes_in(path: str | Path) -> int:
+    return len(grid_notes(load_midi(Path(path))))
+
+
+# --- parameters -------------------------------------------------------------
+
+
+def test_only_the_chosen_search_knobs_are_passed():
+    greedy = build_params("greedy", 10, top_k_notes=0, top_p=7)  # stale hidden values ignored
+    assert greedy == {
+        "search": "greedy", "notes": 10, "creativity": 0, "seed": 0,
+        "scale": None, "pitch_range": None, "max_polyphony": None,
+    }  # fmt: skip
+    top_k = build_params("top_k", 10.0, top_k_notes=5.0, top_k_durations=3, top_k_offset=1)
+    assert (top_k["top_k_notes"], top_k["top_k_durations"], top_k["top_k_offset"]) == (5, 3, 1)
+    assert isinstance(top_k["notes"], int) and "top_p" not in top_k
+    top_p = build_params("top_p", 10, temperature=0.7, top_p=0.8)
+    assert (top_p["temperature"], top_p["top_p"]) == (0.7, 0.8) and "beam_width" not in top_p
+    assert build_params("beam", 10, beam_width=3)["beam_width"] == 3
+
+
+def test_constraints_empty_means_none():
+    params = build_params("greedy", 5, scale="  ", pitch_range="", max_polyphony=0)
+    assert params["scale"] is params["pitch_range"] is params["max_polyphony"] is None
+    params = build_params("greedy", 5, scale=" C:major ", pitch_range="48-84", max_polyphony=3.0)
+    assert (params["scale"], params["pitch_range"], params["max_polyphony"]) == (
+        "C:major",
+        "48-84",
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"search": "sideways", "notes": 5}, "unknown search"),
+        ({"search": "greedy", "notes": 0}, "new notes"),
+        ({"search": "greedy", "notes": 2.5}, "whole number"),
+        ({"search": "greedy", "notes": None}, "a number is needed"),
+        ({"search": "greedy", "notes": 10**6}, "outside"),
+        ({"search": "greedy", "notes": 5, "creativity": 1001}, "creativity"),
+        ({"search": "greedy", "notes": 5, "seed": -1}, "seed"),
+        ({"search": "beam", "notes": 5, "beam_width": 0}, "beam_width"),
+        ({"search": "top_p", "notes": 5, "temperature": "hot"}, "not a number"),
+        ({"search": "greedy", "notes": 5, "max_polyphony": -2}, "max polyphony"),
+    ],
+)
+def test_bad_parameters_are_one_line_errors(kwargs, match):
+    with pytest.raises(BadParameterError, match=match) as info:
+        build_params(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+def test_prompt_notes_empty_means_all():
+    assert parse_prompt_notes(None) is None and parse_prompt_notes(" ") is None
+    assert parse_prompt_notes(16.0) == 16
+    with pytest.raises(BadParameterError):
+        parse_prompt_notes(-1)
+
+
+# --- uploads ----------------------------------------------------------------
+
+
+def test_non_midi_upload(tmp_path):
+    path = tmp_path / "song.mid"
+    path.write_text("not music at all")
+    with pytest.raises(BadMidiError, match="song.mid: not a MIDI file"):
+        callbacks.read_upload(path)
+
+
+def test_oversize_upload_is_refused_before_parsing(tmp_path):
+    path = tmp_path / "huge.mid"
+    path.write_bytes(b"MThd" + b"\0" * (callbacks.MAX_UPLOAD_BYTES + 1))
+    with pytest.raises(BadMidiError, match="over the 10 MB limit"):
+        callbacks.read_upload(path)
+
+
+def test_midi_without_notes(tmp_path):
+    path = tmp_path / "silence.mid"
+    score_from_grid(np.zeros((0, 3))).dump_midi(path)
+    with pytest.raises(BadMidiError, match="no notes"):
+        callbacks.read_upload(path)
+
+
+def test_vanished_upload(tmp_path):
+    with pytest.raises(BadMidiError, match="upload it again"):
+        callbacks.read_upload(tmp_path / "gone.mid")
+
+
+def test_examples_are_a_few_sorted_midi_files(tmp_path):
+    assert callbacks.list_examples(None) == {} and callbacks.list_examples(tmp_path / "no") == {}
+    for i in range(9):
+        (tmp_path / f"{i}.mid").write_bytes(b"MThd")
+    (tmp_path / "notes.txt").write_text("x")
+    found = callbacks.list_examples(tmp_path, limit=3)
+    assert list(found) == ["0.mid", "3.mid", "6.mid"]
+
+
+# --- generate, extend, undo ---------------------------------------------------
+
+
+def test_generate_from_nothing(out_dir):
+    gen = FakeGenerator()
+    session, view = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    assert len(session.history) == 1 and session.current.n_prompt_notes == 0
+    assert gen.calls[0]["prompt"] is None and gen.calls[0]["prompt_notes"] is None
+    sample_rate, samples = view.audio
+    assert sample_rate == callbacks.AUDIO_SAMPLE_RATE and len(samples) > sample_rate // 2
+    assert view.roll.dtype == np.uint8 and view.roll.ndim == 3 and view.roll.shape[2] == 3
+    assert notes_in(view.midi_path) == 12 and Path(view.midi_path).parent == out_dir
+    assert view.summary.startswith("12 notes (0 prompt + 12 new)") and "tokens/s" in view.summary
+    assert "longest copied run" not in view.summary  # no memorisation figure: none shown
+    record = json.loads(view.params_json)
+    assert record["tool"] == "tunesmith generate" and record["params"]["seed"] == 1
+    assert record["params"]["notes"] == 12 and record["extensions"] == []
+
+
+def test_generate_from_upload_extend_and_undo(prompt_file, out_dir):
+    gen = FakeGenerator()
+    params = small_params()
+    s1, v1 = callbacks.generate(gen, Session(), str(prompt_file), None, 20, params, out_dir)
+    assert gen.calls[0]["prompt_notes"] == 20 and s1.current.n_prompt_notes == 20
+    assert notes_in(v1.midi_path) == 32
+    assert json.loads(v1.params_json)["prompt_name"] == prompt_file.name
+
+    s2, v2 = callbacks.extend(gen, s1, small_params(notes=8, seed=2), out_dir)
+    assert gen.calls[1]["prompt_notes"] is None  # the whole current piece is the prompt
+    assert notes_in(v2.midi_path) == 40 and s2.current.n_prompt_notes == 32
+    record = json.loads(v2.params_json)
+    assert record["params"]["notes"] == 12 and record["extensions"][0]["params"]["seed"] == 2
+    assert len(s2.history) == 2 and len(s1.history) == 1  # the old session is untouched
+
+    s3, v3 = callbacks.undo(s2, out_dir)
+    assert s3.current == s1.current and v3.midi_path == v1.midi_path
+    with pytest.raises(TunesmithError, match="nothing to undo"):
+        callbacks.undo(s3, out_dir)
+
+
+def test_example_is_used_when_nothing_is_uploaded(prompt_file, out_dir):
+    gen = FakeGenerator()
+    session, _ = callbacks.generate(gen, Session(), None, prompt_file, 10, small_params(), out_dir)
+    assert (
+        session.current.n_prompt_notes == 10 and session.current.prompt["name"] == prompt_file.name
+    )
+
+
+def test_extend_needs_a_piece(out_dir):
+    with pytest.raises(TunesmithError, match="press Generate first"):
+        callbacks.extend(FakeGenerator(), Session(), small_params(), out_dir)
+
+
+def test_bad_upload_and_bad_params_leave_the_session_as_it_was(tmp_path, out_dir):
+    gen = FakeGenerator()
+    session, _ = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    junk = tmp_path / "junk.mid"
+    junk.write_bytes(b"hello")
+    with pytest.raises(BadMidiError):
+        callbacks.generate(gen, session, str(junk), None, None, small_params(), out_dir)
+    contradiction = small_params(top_k_notes=2, top_k_offset=2)
+    with pytest.raises(BadParameterError, match="top-k-offset"):
+        callbacks.extend(gen, session, contradiction, out_dir)
+    # The session still works afterwards.
+    again, view = callbacks.extend(gen, session, small_params(), out_dir)
+    assert len(again.history) == 2 and notes_in(view.midi_path) == 24
+
+
+def test_sessions_are_isolated(out_dir):
+    gen = FakeGenerator()
+    alice, va = callbacks.generate(gen, Session(), None, None, None, small_params(seed=1), out_dir)
+    bob, vb = callbacks.generate(gen, Session(), None, None, None, small_params(seed=2), out_dir)
+    alice2, _ = callbacks.extend(gen, alice, small_params(), out_dir)
+    assert len(alice2.history) == 2 and len(bob.history) == 1
+    assert va.midi_path != vb.midi_path and alice.current.midi != bob.current.midi
+    assert Session().history == ()  # a fresh tab starts empty
+
+
+def test_history_is_bounded(out_dir):
+    gen = FakeGenerator()
+    session, _ = callbacks.generate(
+        gen, Session(), None, None, None, small_params(notes=2), out_dir
+    )
+    for _ in range(HISTORY_LIMIT + 2):
+        session, _ = callbacks.extend(gen, session, small_params(notes=2), out_dir)
+    assert len(session.history) == HISTORY_LIMIT
+    assert len(load_midi(session.current.midi).tracks[0].notes) == 2 * (HISTORY_LIMIT + 3)
+
+
+def test_progress_and_stop(out_dir):
+    gen = FakeGenerator()
+    seen = []
+    stop_after_three = lambda: len(seen) >= 4  # noqa: E731
+    session, view = callbacks.generate(
+        gen, Session(), None, None, None, small_params(), out_dir,
+        should_stop=stop_after_three, progress=lambda done, total: seen.append((done, total)),
+    )  # fmt: skip
+    assert seen == [(0, 12), (1, 12), (2, 12), (3, 12)]
+    assert "Stopped after 3 new notes" in view.message and "stopped early" in view.summary
+    assert notes_in(view.midi_path) == 3
+    # Stopped before any note: no new version, the old piece stays on screen.
+    same, view = callbacks.extend(gen, session, small_params(), out_dir, should_stop=lambda: True)
+    assert same is session and "Stopped after 0 new notes" in view.message
+    assert notes_in(view.midi_path) == 3
+
+
+def test_stop_flags_reach_a_running_generation(out_dir):
+    flags, gen = StopFlags(), FakeGenerator(delay=0.01)
+    assert flags.request("tab") is False  # nothing runs: nothing to stop, nothing remembered
+    results = {}
+
+    def work():
+        should_stop = flags.begin("tab")
+        try:
+            results["out"] = callbacks.generate(
+                gen, Session(), None, None, None, small_params(notes=2000), out_dir, should_stop
+            )
+        finally:
+            flags.end("tab")
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(0.2)
+    assert flags.request("other-tab") is False  # another user's Stop does not touch it
+    assert flags.request("tab") is True
+    thread.join(timeout=30)
+    session, view = results["out"]
+    assert 0 < notes_in(view.midi_path) < 2000 and "Stopped" in view.message
+    assert flags.request("tab") is False
+
+
+def test_memorisation_figure_is_shown_when_present(out_dir):
+    class Match:
+        def describe(self) -> str:
+            return "longest copied run: 7 notes, from ff7.mid"
+
+    gen = FakeGenerator(memorisation=Match())
+    _, view = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    assert view.summary.endswith("longest copied run: 7 notes, from ff7.mid")
+
+
+def test_missing_soundfont_costs_only_the_audio(monkeypatch, out_dir):
+    monkeypatch.delenv(audio.ENV_SOUNDFONT, raising=False)
+    monkeypatch.setattr(audio, "SOUNDFONT_CANDIDATES", ())
+    session, view = callbacks.generate(
+        FakeGenerator(), Session(), None, None, None, small_params(), out_dir
+    )
+    assert view.audio is None and "No audio: no SoundFont found" in view.message
+    assert view.roll is not None and notes_in(view.midi_path) == 12
+
+
+def test_same_piece_same_download_file(out_dir):
+    gen = FakeGenerator()
+    _, a = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    _, b = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    assert a.midi_path == b.midi_path and len(list(out_dir.iterdir())) == 1
+
+
+def test_real_tiny_generator_and_exact_replay_from_the_cli(prompt_file, out_dir, tmp_path):
+    """The UI drives the real Generator, and its JSON replays the piece byte for byte."""
+    pytest.importorskip("tunesmith.generation.generator")
+    import torch
+
+    from tunesmith.cli.main import main
+    from tunesmith.generation.generator import Generator
+    from tunesmith.model import Transformer, preset, save_checkpoint
+    from tunesmith.tokenization.seed import SeedTokenizer
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "tiny"
+    save_checkpoint(
+        checkpoint, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer()
+    )
+    gen = Generator.from_pretrained(checkpoint)
+    params = small_params(notes=10, pitch_range="48-84", seed=7)
+    s1, v1 = callbacks.generate(gen, Session(), str(prompt_file), None, 16, params, out_dir)
+    s2, v2 = callbacks.extend(gen, s1, small_params(notes=6, search="greedy"), out_dir)
+    assert s1.current.n_prompt_notes == 16 and notes_in(v2.midi_path) > notes_in(v1.midi_path)
+    record = json.loads(v2.params_json)
+    assert record["params"]["pitch_range"] == "48-84"
+    assert record["extensions"][0]["params"]["search"] == "greedy"
+
+    sidecar = tmp_path / "first.json"
+    sidecar.write_text(v1.params_json)
+    out = tmp_path / "replayed.mid"
+    argv = ["generate", "--replay", str(sidecar), "--prompt", str(prompt_file), "--out", str(out)]
+    assert main(argv) == 0
+    assert out.read_bytes() == s1.current.midi
+
+
+def test_build_app_without_a_browser():
+    gr = pytest.importorskip("gradio")
+    from tunesmith.ui.app import build_app
+
+    made = []
+    demo = build_app(lambda: made.append(1) or FakeGenerator(), examples_dir=CORPUS)
+    assert isinstance(demo, gr.Blocks) and made == []  # the model loads at first use, not before
+    assert Path(demo.tunesmith_downloads.name).is_dir()

@@ -1,0 +1,117 @@
+"""Stand-ins for the web UI's tests: a Generator with the real one's interface.
+
+``FakeGenerator`` appends seeded random notes after the prompt, reports progress
+through the callback and honours cancellation, so the UI can be tested without a
+trained model and with exact control over timing and failures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import symusic
+
+from tunesmith.errors import BadMidiError, BadParameterError
+from tunesmith.tokenization.midi_io import grid_notes, score_bpm, score_from_grid
+
+
+@dataclass(frozen=True)
+class FakeConfig:
+    search: str = "top_k"
+    notes: int = 64
+    top_k_notes: int = 8
+    top_k_durations: int = 4
+    top_k_offset: int = 0
+    temperature: float = 1.0
+    top_p: float = 0.9
+    beam_width: int = 4
+    creativity: int = 0
+    scale: str | None = None
+    pitch_range: str | None = None
+    max_polyphony: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class FakeResult:
+    score: symusic.Score
+    grid: np.ndarray
+    n_prompt_notes: int
+    n_new_notes: int
+    seconds: float
+    tokens_per_second: float
+    stop_reason: str
+    config: FakeConfig
+    warnings: list[str]
+    memorisation: Any = None
+
+
+class FakeGenerator:
+    """``generate`` like the real Generator's; ``delay`` seconds pass per new note."""
+
+    checkpoint = None
+    checksum = "fake"
+
+    def __init__(self, delay: float = 0.0, memorisation: Any = None) -> None:
+        self.delay = delay
+        self.memorisation = memorisation
+        self.calls: list[dict[str, Any]] = []
+
+    def generate(
+        self,
+        prompt: symusic.Score | None = None,
+        prompt_notes: int | None = None,
+        config: FakeConfig | None = None,
+        callback: Any = None,
+        **params: Any,
+    ) -> FakeResult:
+        self.calls.append({"prompt": prompt, "prompt_notes": prompt_notes, **params})
+        cfg = FakeConfig(**params)
+        if cfg.top_k_offset >= cfg.top_k_notes:
+            raise BadParameterError(
+                f"--top-k-offset: {cfg.top_k_offset} removes all {cfg.top_k_notes} candidates"
+            )
+        if cfg.scale is not None and ":" not in cfg.scale:
+            raise BadParameterError(f"--scale: unknown scale {cfg.scale!r}")
+        rows = np.zeros((0, 3), dtype=np.int64)
+        if prompt is not None:
+            rows = grid_notes(prompt).astype(np.int64)
+            if len(rows) == 0:
+                raise BadMidiError("the prompt has no notes in the piano range (21-108)")
+            rows = rows[:prompt_notes] if prompt_notes is not None else rows
+        low, high = (48, 84)
+        if cfg.pitch_range:
+            low, high = (int(x) for x in cfg.pitch_range.split("-"))
+        rng = np.random.default_rng(cfg.seed)
+        step = int(rows[:, 0].max()) + 2 if len(rows) else 0
+        new, stop_reason, t0 = [], "length", time.perf_counter()
+        # The real generator reports after every token, so (0, target) can come
+        # before any note (after a rest token); a Stop there yields no note at all.
+        if callback is not None and callback(0, cfg.notes):
+            stop_reason = "cancelled"
+        for i in range(0 if stop_reason == "cancelled" else cfg.notes):
+            if self.delay:
+                time.sleep(self.delay)
+            new.append((step, int(rng.integers(low, high + 1)), int(rng.integers(1, 5))))
+            step += int(rng.integers(1, 4))
+            if callback is not None and callback(i + 1, cfg.notes):
+                stop_reason = "cancelled"
+                break
+        grid = np.concatenate([rows, np.array(new, dtype=np.int64).reshape(-1, 3)])
+        bpm = score_bpm(prompt) if prompt is not None else 120.0
+        seconds = max(time.perf_counter() - t0, 1e-6)
+        return FakeResult(
+            score=score_from_grid(grid, bpm=bpm),
+            grid=grid.astype(np.int32),
+            n_prompt_notes=len(rows),
+            n_new_notes=len(new),
+            seconds=seconds,
+            tokens_per_second=2 * len(new) / seconds,
+            stop_reason=stop_reason,
+            config=cfg,
+            warnings=[],
+            memorisation=self.memorisation,
+        )
