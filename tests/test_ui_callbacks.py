@@ -273,14 +273,17 @@ def test_stop_flags_reach_a_running_generation(out_dir):
     assert flags.request("tab") is False
 
 
-def test_memorisation_figure_is_shown_when_present(out_dir):
-    class Match:
-        def describe(self) -> str:
-            return "longest copied run: 7 notes, from ff7.mid"
+def test_memorisation_figure_is_shown_when_the_checkpoint_has_an_index(out_dir, tmp_path):
+    from tunesmith.evaluation.memorisation import INDEX_FILE, MemorisationIndex
 
-    gen = FakeGenerator(memorisation=Match())
+    gen = FakeGenerator()
+    _, first = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    assert "copied" not in first.summary  # no index, no claim
+    piece = grid_notes(load_midi(first.midi_path))
+    MemorisationIndex.build([piece], ["ff7.mid"]).save(tmp_path / INDEX_FILE)
+    gen.checkpoint = tmp_path
     _, view = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
-    assert view.summary.endswith("longest copied run: 7 notes, from ff7.mid")
+    assert view.summary.endswith(f"longest copied run: {len(piece)} notes, from ff7.mid")
 
 
 def test_missing_soundfont_costs_only_the_audio(monkeypatch, out_dir):

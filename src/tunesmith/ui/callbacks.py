@@ -21,6 +21,7 @@ import numpy as np
 import symusic
 
 from tunesmith.errors import BadMidiError, TunesmithError
+from tunesmith.evaluation.memorisation import copy_of_training_data
 from tunesmith.tokenization.midi_io import grid_notes, load_midi
 from tunesmith.ui.params import parse_prompt_notes
 from tunesmith.ui.state import Session, Version
@@ -89,7 +90,7 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _summary(result: Any, score: symusic.Score) -> str:
+def _summary(result: Any, score: symusic.Score, checkpoint: Any) -> str:
     total = len(result.grid)
     parts = [
         f"{total} notes ({result.n_prompt_notes} prompt + {result.n_new_notes} new)",
@@ -97,10 +98,9 @@ def _summary(result: Any, score: symusic.Score) -> str:
         f"{result.tokens_per_second:.0f} tokens/s",
         f"took {result.seconds:.2f} s",
     ]
-    memorisation = getattr(result, "memorisation", None)
-    if memorisation is not None:  # the evaluation layer adds it when it has an index
-        describe = getattr(memorisation, "describe", None)
-        parts.append(describe() if callable(describe) else str(memorisation))
+    copy = copy_of_training_data(checkpoint, result.grid, result.n_prompt_notes)
+    if copy is not None:  # only a checkpoint that carries its training set's index can tell
+        parts.append(copy.describe())
     if result.stop_reason == "cancelled":
         parts.append("stopped early")
     return " · ".join(parts)
@@ -127,6 +127,7 @@ def run_generation(
         return bool(should_stop and should_stop())
 
     result = generator.generate(prompt, prompt_notes, callback=callback, **params)
+    checkpoint = getattr(generator, "checkpoint", None)
     notes: list[str] = list(getattr(result, "warnings", []) or [])
     if result.stop_reason == "cancelled":
         notes.append(f"Stopped after {result.n_new_notes} new notes.")
@@ -139,11 +140,10 @@ def run_generation(
         "n_new_notes": int(result.n_new_notes),
         "stop_reason": result.stop_reason,
     }
-    checkpoint = getattr(generator, "checkpoint", None)
     version = Version(
         midi=result.score.dumps_midi(),
         n_prompt_notes=int(result.n_prompt_notes),
-        summary=_summary(result, result.score),
+        summary=_summary(result, result.score, checkpoint),
         steps=(*previous_steps, step),
         prompt=prompt_info,
         model={
