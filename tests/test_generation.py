@@ -151,6 +151,15 @@ def test_scale_and_range_that_leave_no_pitch_is_an_error(gen):
         gen.generate(None, scale="C:major", pitch_range="61-61")
 
 
+def test_top_k_offset_that_leaves_no_candidate_is_an_error(gen):
+    with pytest.raises(BadParameterError, match="--top-k-offset: 13 leaves no candidate"):
+        gen.generate(None, search="top_k", top_k_offset=13, pitch_range="60-71")
+    # 12 pitches and the rest: an offset of 12 still leaves the least likely one
+    assert gen.generate(
+        None, search="top_k", top_k_offset=12, pitch_range="60-71", notes=5
+    ).n_new_notes
+
+
 def test_parsers():
     assert parse_scale("C:major") == {0, 2, 4, 5, 7, 9, 11}
     assert parse_scale("A:minor") == parse_scale("C:major")

@@ -202,7 +202,7 @@ def test_bad_upload_and_bad_params_leave_the_session_as_it_was(tmp_path, out_dir
     junk.write_bytes(b"hello")
     with pytest.raises(BadMidiError):
         callbacks.generate(gen, session, str(junk), None, None, small_params(), out_dir)
-    contradiction = small_params(top_k_notes=2, top_k_offset=2)
+    contradiction = small_params(top_k_notes=2, top_k_offset=200)
     with pytest.raises(BadParameterError, match="top-k-offset"):
         callbacks.extend(gen, session, contradiction, out_dir)
     # The session still works afterwards.

@@ -15,24 +15,8 @@ import numpy as np
 import symusic
 
 from tunesmith.errors import BadMidiError, BadParameterError
+from tunesmith.generation.config import GenerationConfig as FakeConfig
 from tunesmith.tokenization.midi_io import grid_notes, score_bpm, score_from_grid
-
-
-@dataclass(frozen=True)
-class FakeConfig:
-    search: str = "top_k"
-    notes: int = 64
-    top_k_notes: int = 8
-    top_k_durations: int = 4
-    top_k_offset: int = 0
-    temperature: float = 1.0
-    top_p: float = 0.9
-    beam_width: int = 4
-    creativity: int = 0
-    scale: str | None = None
-    pitch_range: str | None = None
-    max_polyphony: int | None = None
-    seed: int = 0
 
 
 @dataclass
@@ -70,12 +54,8 @@ class FakeGenerator:
     ) -> FakeResult:
         self.calls.append({"prompt": prompt, "prompt_notes": prompt_notes, **params})
         cfg = FakeConfig(**params)
-        if cfg.top_k_offset >= cfg.top_k_notes:
-            raise BadParameterError(
-                f"--top-k-offset: {cfg.top_k_offset} removes all {cfg.top_k_notes} candidates"
-            )
-        if cfg.scale is not None and ":" not in cfg.scale:
-            raise BadParameterError(f"--scale: unknown scale {cfg.scale!r}")
+        if cfg.search == "top_k" and cfg.top_k_offset > 88:  # as the real one: 88 keys + a rest
+            raise BadParameterError(f"--top-k-offset: {cfg.top_k_offset} leaves no candidate")
         rows = np.zeros((0, 3), dtype=np.int64)
         if prompt is not None:
             rows = grid_notes(prompt).astype(np.int64)

@@ -15,6 +15,7 @@ import torch
 
 from tunesmith.errors import BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.grammar import pitch_allowed
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
@@ -34,6 +35,18 @@ def torch_threads(n: int | None) -> Iterator[None]:
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def check_candidates(tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
+    """Refuse a top-k offset that would drop every pitch and rest the rules allow."""
+    if cfg.search != "top_k":
+        return
+    n_pitches = int(pitch_allowed(tokenizer, cfg).sum())  # also refuses a scale/range with none
+    if cfg.top_k_offset >= n_pitches + 1:
+        raise BadParameterError(
+            f"--top-k-offset: {cfg.top_k_offset} leaves no candidate "
+            f"(the scale and pitch range allow {n_pitches} pitches and the rest)"
+        )
 
 
 @dataclass
@@ -135,6 +148,7 @@ class Generator:
             if "bars" in params and params["bars"] is not None:
                 params.setdefault("notes", None)
             cfg = replace(cfg, **params)
+        check_candidates(self.tokenizer, cfg)
         prompt_ids, n_prompt, _ = self.encode_prompt(prompt, prompt_notes)
         warnings = []
         context = self.model.cfg.context
