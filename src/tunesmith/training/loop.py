@@ -1,0 +1,119 @@
+"""The pieces of one training step and one evaluation, free of files and logging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset, DistributedSampler
+
+from tunesmith.training.distributed import DistInfo, all_sum
+from tunesmith.training.metrics import token_stats
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
+    """bf16 autocast when asked for (``auto``: on GPUs that support it, never on CPUs).
+
+    On this project's CPUs bf16 matmuls measured slower than fp32 (see
+    ``benchmarks/train.py``), so ``auto`` keeps the CPU in fp32.
+    """
+    if precision == "bf16" or (
+        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    ):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def collate(
+    dataset: Dataset, indices: list[int], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack the ``(input, target)`` windows at ``indices`` into two ``(B, T)`` tensors."""
+    pairs = [dataset[i] for i in indices]
+    x = torch.stack([torch.as_tensor(p[0]) for p in pairs]).to(device, torch.long)
+    y = torch.stack([torch.as_tensor(p[1]) for p in pairs]).to(device, torch.long)
+    return x, y
+
+
+def epoch_batches(
+    n_windows: int, dist: DistInfo, batch_size: int, seed: int, epoch: int, start: int = 0
+) -> Iterator[tuple[int, list[int]]]:
+    """``(batch_index, window_indices)`` of this rank, from batch ``start`` of ``epoch``.
+
+    The order is a permutation seeded by ``(seed, epoch)``, dealt out to ranks by
+    :class:`DistributedSampler`: rank ``r`` of ``W`` gets every ``W``-th window, so
+    step ``s`` of all ranks together covers the same windows as step ``s`` of one
+    process with a ``W`` times larger batch. Skipping to ``start`` costs nothing.
+    """
+    sampler = DistributedSampler(
+        range(n_windows),
+        num_replicas=dist.world_size,
+        rank=dist.rank,
+        shuffle=True,
+        seed=seed,
+        drop_last=True,
+    )
+    sampler.set_epoch(epoch)
+    order = list(sampler)
+    for b in range(start, len(order) // batch_size):
+        yield b, order[b * batch_size : (b + 1) * batch_size]
+
+
+def steps_per_epoch(n_windows: int, world_size: int, batch_size: int) -> int:
+    return (n_windows // world_size) // batch_size
+
+
+def train_step(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    pad_id: int,
+    dist: DistInfo,
+    precision: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward and backward of one batch; returns this rank's (loss sum, correct, count).
+
+    The loss is the mean over the non-PAD targets of *all* ranks: each rank scales
+    its sum by ``world / global_count`` because DDP averages gradients over ranks.
+    That makes W processes match one process with the same global batch exactly,
+    even when ranks hold different numbers of PAD targets.
+    """
+    with autocast(x.device, precision):
+        logits, _ = model(x)
+    loss_sum, correct, count = token_stats(logits, y, pad_id)
+    global_count = all_sum(dist, count.float()).clamp_min(1.0)
+    (loss_sum * dist.world_size / global_count).backward()
+    return loss_sum.detach(), correct, count
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    dist: DistInfo,
+    batch_size: int,
+    pad_id: int,
+    precision: str,
+    max_batches: int | None = None,
+) -> tuple[float, float, int]:
+    """Mean loss, token accuracy and target count over ``dataset`` (sharded over ranks)."""
+    was_training = model.training
+    model.eval()
+    n = len(dataset)  # type: ignore[arg-type]
+    if max_batches is not None:
+        n = min(n, max_batches * batch_size * dist.world_size)
+    mine = list(range(dist.rank, n, dist.world_size))
+    totals = torch.zeros(3, dtype=torch.float64, device=dist.device)
+    for i in range(0, len(mine), batch_size):
+        x, y = collate(dataset, mine[i : i + batch_size], dist.device)
+        with autocast(x.device, precision):
+            logits, _ = model(x)
+        loss_sum, correct, count = token_stats(logits, y, pad_id)
+        totals += torch.stack([loss_sum.double(), correct.double(), count.double()])
+    totals = all_sum(dist, totals)
+    model.train(was_training)
+    count = int(totals[2].item())
+    if count == 0:
+        return float("nan"), float("nan"), 0
+    return float(totals[0] / count), float(totals[1] / count), count
