@@ -132,6 +132,7 @@ class SeedGrammar:
         self.wait_dur = torch.from_numpy((ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS))
         self.sep = torch.from_numpy(ids == SEP)
         self.sep_eos = torch.from_numpy(np.isin(ids, [SEP, EOS]))
+        self.table = self._mask_table()
         self.stop_at_eos = cfg.stop_at_eos
         self.max_polyphony = cfg.max_polyphony
         self.batch = batch
@@ -168,23 +169,38 @@ class SeedGrammar:
         elif t == SEP or PITCH_OFFSET <= t < DUR_OFFSET:
             self.pending[r] = t
 
+    def _mask_table(self) -> torch.Tensor:
+        """``(2 + 129 * 4, V)`` bool: every mask a row can need, looked up rather than built.
+
+        Row 0: a rest's duration; 1: a note's duration; ``2 + 4 * low + 2 * full + eos``:
+        a pitch below ``low`` (128: any), none if polyphony is ``full``, SEP, EOS if ``eos``.
+        """
+        lows = torch.arange(129)[:, None]  # pitches below 128 = all
+        below = self.pitch_ok & (self.pitch_of < lows)  # (129, V)
+        pitch = torch.stack([below, torch.zeros_like(below)], 1)  # (129, full, V)
+        tail = torch.stack([self.sep, self.sep_eos])  # (eos, V)
+        after_pair = (pitch[:, :, None] | tail).reshape(-1, len(self.sep))
+        return torch.cat([self.wait_dur[None], self.note_dur[None], after_pair])
+
     def allowed(self) -> torch.Tensor:
-        """``(B, V)`` bool of the ids each row may produce next."""
-        rows = []
-        for r in range(self.batch):
-            p = self.pending[r]
+        """``(B, V)`` bool of the ids each row may produce next: one table lookup."""
+        rows, poly = [], self.max_polyphony
+        # A few rows: plain ints beat numpy and torch ops here.
+        for r, (p, low, notes) in enumerate(
+            zip(self.pending.tolist(), self.low.tolist(), self.new_notes.tolist(), strict=True)
+        ):
             if p == SEP:
-                rows.append(self.wait_dur)
+                rows.append(0)
             elif p >= 0:
-                rows.append(self.note_dur)
+                rows.append(1)
             else:
-                ok = self.pitch_ok & (self.pitch_of < int(self.low[r]))
-                if self.max_polyphony is not None and len(self.ends[r]) >= self.max_polyphony:
-                    ok = torch.zeros_like(ok)
+                full = poly is not None and len(self.ends[r]) >= poly
                 # EOS only once the row has added a note: an empty continuation helps nobody.
-                eos_ok = self.stop_at_eos and self.new_notes[r] > 0
-                rows.append(ok | (self.sep_eos if eos_ok else self.sep))
-        return torch.stack(rows)
+                eos = self.stop_at_eos and notes > 0
+                rows.append(2 + 4 * min(low, 128) + 2 * full + eos)
+        if len(rows) == 1:
+            return self.table.narrow(0, rows[0], 1)
+        return self.table.index_select(0, torch.tensor(rows))
 
     def next_is_duration(self) -> np.ndarray:
         return self.pending >= 0

@@ -40,16 +40,26 @@ class CachedWindow:
         self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
         if self.cache.length >= self.context:
             self._slide()
-        else:
-            logits, _ = self.model(tokens[:, None], cache=self.cache)
-            self.logits = logits[:, -1]
+        else:  # one token per row: the model's dedicated decode step
+            self.logits = self.model(tokens[:, None], cache=self.cache)[0][:, -1]
         return self.logits
 
     def _slide(self) -> None:
         n = self.ids.shape[1]
         self.start = n - (self.context - self.slide)
-        self.cache = self.model.new_cache(self.rows)
-        logits, _ = self.model(self.ids[:, self.start :], cache=self.cache, last_only=True)
+        window = self.ids[:, self.start :]  # (B, W)
+        old = self.cache
+        # The rows' common beginning (beams agree on their past but for the last
+        # few tokens) is encoded once, as the shared segment; then each row's rest.
+        same = (window == window[:1]).all(dim=0).tolist() + [False]
+        common = min(same.index(False), window.shape[1] - 1) if self.rows > 1 else 0
+        self.cache = self.model.new_cache(1)
+        if common:
+            self.model(window[:1, :common], cache=self.cache)
+        if self.rows > 1:
+            self.cache.expand(self.rows)
+        self.cache.plan = old.plan  # the same weights, the same batch: keep the decode buffers
+        logits, _ = self.model(window[:, common:], cache=self.cache, last_only=True)
         self.logits = logits[:, -1]
 
     def reorder(self, rows: torch.Tensor) -> None:

@@ -14,6 +14,7 @@ from torch import nn
 
 from tunesmith.model.cache import KVCache
 from tunesmith.model.config import ModelConfig
+from tunesmith.model.decode import decode
 
 
 def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
@@ -71,7 +72,7 @@ class Attention(nn.Module):
     def _cached(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cache: KVCache, layer: int
     ) -> torch.Tensor:
-        past = cache.own_len
+        past = cache.own_len - cache.own_start  # own tokens before the new ones
         own_k, own_v = cache.write(layer, k, v)  # (B, H, past+T, D)
         prefix = cache.prefix(layer)
         T = q.shape[2]
@@ -84,31 +85,20 @@ class Attention(nn.Module):
                     diagonal=past
                 )
             return F.scaled_dot_product_attention(q, own_k, own_v, attn_mask=mask)
-        # Shared prefix (batch 1) + own tokens (batch B): one softmax over both.
+        # Shared segment (batch 1) + own tokens (batch B): one softmax over both. All
+        # rows' queries meet the shared keys in one matmul that reads them once.
         pk, pv = prefix  # (1, H, P, D)
         B, H, _, D = q.shape
-        scale = 1.0 / math.sqrt(D)
-        # All rows' queries against the prefix in one matmul that reads it once.
-        qp = (
-            q.transpose(0, 2).reshape(1, H, T * B, D)
-            if T == 1
-            else q.permute(1, 0, 2, 3).reshape(1, H, B * T, D)
-        )
-        sp = (qp @ pk.transpose(-1, -2)) * scale  # (1, H, B*T, P)
-        sp = (
-            sp.view(H, B, T, -1).transpose(0, 1) if T > 1 else sp.view(H, B, 1, -1).transpose(0, 1)
-        )  # (B, H, T, P)
-        so = (q @ own_k.transpose(-1, -2)) * scale  # (B, H, T, past+T)
-        if T > 1:
-            causal = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(diagonal=past)
-            so = so.masked_fill(~causal, float("-inf"))
-        probs = torch.softmax(torch.cat([sp, so], dim=-1), dim=-1)
         P = pk.shape[2]
-        pp, po = probs[..., :P], probs[..., P:]
-        yp = (
-            (pp.transpose(0, 1).reshape(1, H, B * T, P) @ pv).view(H, B, T, D).transpose(0, 1)
-        )  # (B, H, T, D)
-        return yp + po @ own_v
+        qp = q.transpose(0, 1).reshape(1, H, B * T, D)
+        sp = (qp @ pk.transpose(-1, -2)).view(H, B, T, P).transpose(0, 1)  # (B, H, T, P)
+        so = q @ own_k.transpose(-1, -2)  # (B, H, T, past+T)
+        causal = torch.ones(T, past + T, dtype=torch.bool, device=q.device).tril(diagonal=past)
+        scores = torch.cat([sp, so.masked_fill(~causal, float("-inf"))], dim=-1)
+        probs = torch.softmax(scores / math.sqrt(D), dim=-1)
+        pp = probs[..., :P].transpose(0, 1).reshape(1, H, B * T, P)
+        yp = (pp @ pv).view(H, B, T, D).transpose(0, 1)  # (B, H, T, D)
+        return yp + probs[..., P:] @ own_v
 
 
 class FeedForward(nn.Module):
@@ -192,6 +182,15 @@ class Transformer(nn.Module):
             cfg.n_layer, cfg.n_head, cfg.head_dim, batch, max_len or cfg.context, p.dtype, p.device
         )
 
+    def decode(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits ``(B, V)`` after one more token per row ``(B,)``: the fast path of
+        ``forward(tokens[:, None], cache=cache)`` (see :mod:`tunesmith.model.decode`)."""
+        if cache.length + 1 > self.cfg.context:
+            raise ValueError(
+                f"sequence of {cache.length + 1} tokens exceeds the context of {self.cfg.context}"
+            )
+        return decode(self, tokens, cache)
+
     def forward(
         self,
         ids: torch.Tensor,
@@ -200,11 +199,19 @@ class Transformer(nn.Module):
         last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T = ids.shape
+        # One token per row in inference: the dedicated decode step (it writes into
+        # preallocated buffers, so not while autograd records).
+        fast = T == 1 and targets is None and not self.training and not torch.is_grad_enabled()
+        if cache is not None and fast:
+            return self.decode(ids[:, 0], cache)[:, None], None  # (B, 1, V)
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.context:
             raise ValueError(
                 f"sequence of {start + T} tokens exceeds the context of {self.cfg.context}"
             )
+        permuted = cache is not None and cache.permuted
+        if permuted:  # rows run in the cache's storage order (see KVCache.reorder)
+            ids = ids[cache.order_t]
         x = self.embed(ids)  # (B, T, C)
         rope = None
         if self.cfg.style == "modern":
@@ -220,6 +227,8 @@ class Transformer(nn.Module):
         if last_only:
             x = x[:, -1:]
         logits = self.head(x)  # (B, T or 1, V)
+        if permuted:
+            logits = logits[cache.slot_t]
         loss = None
         if targets is not None:
             loss = F.cross_entropy(
