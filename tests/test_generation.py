@@ -86,6 +86,13 @@ def test_bars_length_and_long_runs_past_the_context(gen):
     assert long.n_new_notes == 200 and len(long.ids) > gen.model.cfg.context
 
 
+def test_max_repeat_caps_runs_of_one_pitch(gen):
+    res = gen.generate(None, search="greedy", notes=60, max_repeat=2, stop_at_eos=False)
+    pitches = res.grid[res.n_prompt_notes :, 1]
+    runs = [len(list(g)) for _, g in __import__("itertools").groupby(pitches.tolist())]
+    assert max(runs) <= 2
+
+
 def test_creativity_1000_removes_rests_where_notes_are_possible(gen):
     res = gen.generate(None, search="top_p", notes=30, creativity=1000, seed=4, stop_at_eos=False)
     seps = sum(t == TOK.sep_id for t in res.new_ids)
@@ -137,6 +144,7 @@ def test_prompt_notes_and_long_prompt_warning(gen):
         ({"pitch_range": "90-40"}, "--pitch-range"),
         ({"pitch_range": "10-200"}, "--pitch-range"),
         ({"max_polyphony": 0}, "--max-polyphony"),
+        ({"max_repeat": 0}, "--max-repeat"),
         ({"volume": 3}, "unknown generation parameter"),
     ],
 )

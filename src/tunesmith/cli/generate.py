@@ -22,7 +22,7 @@ same piece again, byte for byte."""
 PARAMS = (
     "search", "notes", "bars", "top_k_notes", "top_k_durations", "top_k_offset", "temperature",
     "top_p", "beam_width", "length_penalty", "creativity", "scale", "pitch_range", "max_polyphony",
-    "seed", "bpm",
+    "max_repeat", "seed", "bpm",
 )  # fmt: skip
 
 
@@ -63,6 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", help="keep to a scale, e.g. C:major, A:minor, D:dorian")
     p.add_argument("--pitch-range", help="keep pitches within LO-HI, e.g. 48-84")
     p.add_argument("--max-polyphony", type=int, help="at most N notes sounding at once")
+    p.add_argument(
+        "--max-repeat", type=int, help="at most N notes in a row of one pitch (default 8)"
+    )
     p.add_argument(
         "--bpm", type=float, help="tempo of the output (default: the prompt's, else 120)"
     )

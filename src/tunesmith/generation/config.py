@@ -19,6 +19,9 @@ class GenerationConfig:
     ``top_k_notes`` applies where the next token is a pitch (or a rest), ``top_k_durations``
     where it is a duration; ``top_k_offset`` drops the n most likely candidates first.
     ``creativity`` (0-1000) multiplies the rest token's probability by ``1 - creativity/1000``.
+    ``max_repeat`` caps how many notes in a row may have one pitch (8 by default: the
+    corpus rarely goes past it, and greedy or beam search otherwise gets stuck on one note;
+    seed tokenizer only).
     The model may end a piece (EOS) once it has added a note, unless ``stop_at_eos`` is False.
     """
 
@@ -36,6 +39,7 @@ class GenerationConfig:
     scale: str | None = None
     pitch_range: str | None = None
     max_polyphony: int | None = None
+    max_repeat: int | None = 8
     seed: int = 0
     bpm: float | None = None
     stop_at_eos: bool = True
@@ -74,6 +78,8 @@ class GenerationConfig:
             raise BadParameterError(
                 f"--max-polyphony: must be at least 1, not {self.max_polyphony}"
             )
+        if self.max_repeat is not None and self.max_repeat < 1:
+            raise BadParameterError(f"--max-repeat: must be at least 1, not {self.max_repeat}")
         if self.bpm is not None and not 1.0 <= self.bpm <= 1000.0:
             raise BadParameterError(f"--bpm: must be in 1-1000, not {self.bpm}")
         if self.scale is not None:

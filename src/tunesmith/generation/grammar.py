@@ -119,7 +119,7 @@ class TokenKindGrammar:
 
 
 class SeedGrammar:
-    """The seed encoding's grammar plus scale, pitch-range and polyphony masks."""
+    """The seed encoding's grammar plus scale, pitch-range, polyphony and repeat masks."""
 
     def __init__(self, tokenizer: SeedTokenizer, cfg: GenerationConfig, batch: int) -> None:
         V = tokenizer.vocab_size
@@ -135,7 +135,10 @@ class SeedGrammar:
         self.table = self._mask_table()
         self.stop_at_eos = cfg.stop_at_eos
         self.max_polyphony = cfg.max_polyphony
+        self.max_repeat = cfg.max_repeat
         self.batch = batch
+        self.last_pitch = np.full(batch, -1, dtype=np.int64)  # pitch of the latest note
+        self.repeats = np.zeros(batch, dtype=np.int64)  # notes in a row of that pitch
         self.pending = np.full(batch, -1, dtype=np.int64)  # pitch id or SEP awaiting a duration
         self.step = np.zeros(batch, dtype=np.int64)  # current grid step
         self.low = np.full(batch, 1000, dtype=np.int64)  # lowest pitch started at this step
@@ -149,6 +152,7 @@ class SeedGrammar:
             self._advance(0, int(t))
         for r in range(1, self.batch):
             self.pending[r], self.step[r], self.low[r] = self.pending[0], self.step[0], self.low[0]
+            self.last_pitch[r], self.repeats[r] = self.last_pitch[0], self.repeats[0]
             self.ends[r] = list(self.ends[0])
         self.new_notes[:] = 0
         self.elapsed[:] = 0
@@ -162,7 +166,9 @@ class SeedGrammar:
                 self.low[r] = 1000
                 self.ends[r] = [e for e in self.ends[r] if e > self.step[r]]
             else:
-                self.low[r] = self.pending[r] - PITCH_OFFSET
+                pitch = self.pending[r] - PITCH_OFFSET
+                self.repeats[r] = self.repeats[r] + 1 if pitch == self.last_pitch[r] else 1
+                self.low[r] = self.last_pitch[r] = pitch
                 self.ends[r].append(int(self.step[r] + dur))
                 self.new_notes[r] += 1
             self.pending[r] = -1
@@ -199,8 +205,15 @@ class SeedGrammar:
                 eos = self.stop_at_eos and notes > 0
                 rows.append(2 + 4 * min(low, 128) + 2 * full + eos)
         if len(rows) == 1:
-            return self.table.narrow(0, rows[0], 1)
-        return self.table.index_select(0, torch.tensor(rows))
+            mask = self.table.narrow(0, rows[0], 1)
+        else:
+            mask = self.table.index_select(0, torch.tensor(rows))
+        if self.max_repeat is not None:
+            stuck = np.flatnonzero((self.repeats >= self.max_repeat) & (self.pending < 0))
+            if len(stuck):  # no further note of a pitch already repeated max_repeat times
+                mask = mask.clone()
+                mask[stuck, PITCH_OFFSET + self.last_pitch[stuck]] = False
+        return mask
 
     def next_is_duration(self) -> np.ndarray:
         return self.pending >= 0
@@ -216,6 +229,7 @@ class SeedGrammar:
             self.low[rows].copy(),
         )
         self.new_notes, self.elapsed = self.new_notes[rows].copy(), self.elapsed[rows].copy()
+        self.last_pitch, self.repeats = self.last_pitch[rows].copy(), self.repeats[rows].copy()
         self.ends = [list(self.ends[r]) for r in rows.tolist()]
 
     def progress(self, cfg: GenerationConfig) -> np.ndarray:
