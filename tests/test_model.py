@@ -149,3 +149,29 @@ def test_checkpoint_write_is_atomic(tmp_path):
     assert sorted(p.name for p in dest.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["ck"]
     load_checkpoint(dest)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", STYLES)
+def test_several_rows_with_reorders_past_the_context_equal_uncached(name, threads):
+    """The beam-search path: shared prompt, per-row tokens, reorders and slides, at 1 and 2 threads."""
+    model = make_model(name)
+    gen = torch.Generator().manual_seed(1)
+    prompt = torch.randint(4, VOCAB, (40,), generator=gen).tolist()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            window = CachedWindow(model, prompt, rows=3)
+            for t in range(150):
+                if t % 7 == 3:  # beams merging and splitting
+                    window.reorder(torch.randint(0, 3, (3,), generator=gen))
+                tokens = torch.randint(4, VOCAB, (3,), generator=gen)
+                if t < 20:
+                    tokens[:] = tokens[0]  # rows agreeing for a while
+                logits = window.append(tokens)
+                ref, _ = model(window.ids[:, window.start :])
+                assert (logits - ref[:, -1]).abs().max() < 1e-4, t
+    finally:
+        torch.set_num_threads(before)
+    assert window.start > 0
