@@ -75,6 +75,15 @@ class LogitsPipeline:
         return P.pick_sample(logits, rng)
 
 
+def _start(
+    model: Transformer, tokenizer: Tokenizer, prompt: list[int], cfg: GenerationConfig, rows: int
+) -> tuple[SeedGrammar | TokenKindGrammar, LogitsPipeline, CachedWindow]:
+    """What both loops begin with: the grammar after the prompt, the pipeline, the window."""
+    grammar = make_grammar(tokenizer, cfg, rows)
+    grammar.feed_prompt(prompt)
+    return grammar, LogitsPipeline(tokenizer, cfg), CachedWindow(model, prompt, rows=rows)
+
+
 def sample(
     model: Transformer,
     tokenizer: Tokenizer,
@@ -83,11 +92,8 @@ def sample(
     callback: Callback | None,
 ) -> Decoded:
     """Greedy, top-k or top-p decoding of one piece."""
-    grammar = make_grammar(tokenizer, cfg, 1)
-    grammar.feed_prompt(prompt)
-    pipeline = LogitsPipeline(tokenizer, cfg)
+    grammar, pipeline, window = _start(model, tokenizer, prompt, cfg, 1)
     rng = torch.Generator().manual_seed(cfg.seed)
-    window = CachedWindow(model, prompt, rows=1)
     logits, out, target = window.logits, [], _target(cfg)
     for _ in range(_max_tokens(cfg)):
         token = pipeline.pick(pipeline.constrained(logits, grammar), grammar, rng)
@@ -113,10 +119,7 @@ def beam_search(
 ) -> Decoded:
     """Beam search: ``beam_width`` rows decoded as one batch over a shared-prompt cache."""
     W = cfg.beam_width
-    grammar = make_grammar(tokenizer, cfg, W)
-    grammar.feed_prompt(prompt)
-    pipeline = LogitsPipeline(tokenizer, cfg)
-    window = CachedWindow(model, prompt, rows=W)
+    grammar, pipeline, window = _start(model, tokenizer, prompt, cfg, W)
     scores = torch.full((W,), float("-inf"))
     scores[0] = 0.0  # the rows start identical: expand only one
     seqs = torch.zeros((W, 0), dtype=torch.long)
