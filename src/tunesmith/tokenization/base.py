@@ -39,15 +39,19 @@ class Tokenizer(ABC):
     bos_id: int
     eos_id: int
 
-    @property
-    @abstractmethod
-    def vocab_size(self) -> int:
-        """Number of ids, padded to a multiple of 8."""
+    # Set by each tokenizer's __init__; read through the properties below.
+    _vocab_size: int
+    _kinds: np.ndarray
 
     @property
-    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of ids, padded to a multiple of 8."""
+        return self._vocab_size
+
+    @property
     def kinds(self) -> np.ndarray:
         """``(vocab_size,)`` uint8 array of :class:`TokenKind` values."""
+        return self._kinds
 
     @abstractmethod
     def encode(self, score: symusic.Score) -> list[int]:

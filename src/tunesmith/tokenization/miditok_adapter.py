@@ -167,14 +167,6 @@ class MidiTokTokenizer(Tokenizer):
         self.pad_id, self.bos_id, self.eos_id = (single[f"{s}_None"] for s in _SPECIALS)
 
     @property
-    def vocab_size(self) -> int:
-        return self._vocab_size
-
-    @property
-    def kinds(self) -> np.ndarray:
-        return self._kinds
-
-    @property
     def is_trained(self) -> bool:
         """Whether BPE has been learned."""
         return bool(self.miditok.is_trained)

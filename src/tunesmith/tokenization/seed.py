@@ -45,14 +45,6 @@ class SeedTokenizer(Tokenizer):
         self._kinds = kinds
 
     @property
-    def vocab_size(self) -> int:
-        return self._vocab_size
-
-    @property
-    def kinds(self) -> np.ndarray:
-        return self._kinds
-
-    @property
     def prefix(self) -> list[int]:
         return [BOS, PAD]
 
