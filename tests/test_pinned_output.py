@@ -15,13 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import make_score, melody
 from tunesmith.generation.generator import Generator
 from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.midi_io import save_midi
 from tunesmith.tokenization.seed import SeedTokenizer
-
-from conftest import make_score, melody
 
 CASES = {
     ("greedy", False): "34db68e4f169a723",
