@@ -9,7 +9,7 @@ the full matrix; that figure is printed too).
 
     python -m benchmarks.train                       # seed preset, batch 12 x 1024 (the original's)
     python -m benchmarks.train --batch 4 --seq-len 256 --steps 2   # a quick look
-    python -m benchmarks.train --precision bf16      # compare bf16 autocast
+    python -m benchmarks.train --precision fp32      # one precision only (default: both)
 """
 
 from __future__ import annotations
@@ -96,13 +96,30 @@ def main() -> None:
     p.add_argument("--seq-len", type=int, default=1024)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument(
+        "--precision",
+        choices=("both", "fp32", "bf16"),
+        default="both",
+        help="both (default): fp32 and bf16 autocast side by side, and their ratio",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON line instead of text")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as the trainer does
-    runs, model = measure(args.preset, args.batch, args.seq_len, args.steps, args.precision)
+    precisions = ("fp32", "bf16") if args.precision == "both" else (args.precision,)
+    results = [report(args, p) for p in precisions]
+    if len(results) == 2:
+        fp32, bf16 = results
+        ratio = bf16["tokens_per_s"] / fp32["tokens_per_s"]
+        faster = "bf16" if ratio > 1 else "fp32"
+        line = f"bf16 / fp32 training throughput: {ratio:.2f}x ({faster} is faster on this CPU)"
+        print(json.dumps({"bf16_over_fp32": round(ratio, 3)}) if args.json else line)
+
+
+def report(args: argparse.Namespace, precision: str) -> dict[str, object]:
+    """Measure one precision, print its figures and return them."""
+    runs, model = measure(args.preset, args.batch, args.seq_len, args.steps, precision)
     tokens = args.batch * args.seq_len
     per_token = flops_per_token(model, args.seq_len)
     # The median step and the median ratio to the peak measured just before each step.
@@ -116,7 +133,7 @@ def main() -> None:
         "preset": args.preset,
         "batch": args.batch,
         "seq_len": args.seq_len,
-        "precision": args.precision,
+        "precision": precision,
         "threads": torch.get_num_threads(),
         "params": model.num_params(),
         "step_s": round(step, 3),
@@ -129,9 +146,9 @@ def main() -> None:
     }
     if args.json:
         print(json.dumps(result))
-        return
+        return result
     print(
-        f"{args.preset} preset, batch {args.batch} x {args.seq_len}, {args.precision}, "
+        f"{args.preset} preset, batch {args.batch} x {args.seq_len}, {precision}, "
         f"{result['threads']} threads, {result['params']:,} weights\n"
         f"  training step     {result['step_s']:.3f} s (median; fastest {result['step_s_min']:.3f} s)\n"
         f"  throughput        {result['tokens_per_s']:,} tokens/s\n"
@@ -140,6 +157,7 @@ def main() -> None:
         f"  fraction of peak  {100 * result['fraction_of_peak']:.1f}% "
         f"({100 * result['fraction_of_peak_palm']:.1f}% counting full attention as PaLM does)"
     )
+    return result
 
 
 if __name__ == "__main__":

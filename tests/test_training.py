@@ -25,6 +25,7 @@ TINY = [
     "--preset", "tiny", "--seq-len", "32", "--batch-size", "4", "--lr", "3e-3", "--warmup-steps", "2",
     "--log-every", "1", "--eval-every", "4", "--eval-batches", "2", "--sample-notes", "8",
     "--dropout", "0.1", "--augment-transpose", "2", "--threads", "1", "--quiet", "--no-tensorboard",
+    "--precision", "fp32",  # auto times both at start-up: two runs could choose differently
 ]  # fmt: skip
 
 

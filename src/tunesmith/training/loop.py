@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
@@ -11,19 +10,7 @@ from torch.utils.data import Dataset, DistributedSampler
 
 from tunesmith.training.distributed import DistInfo, all_sum
 from tunesmith.training.metrics import token_stats
-
-
-def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
-    """bf16 autocast when asked for (``auto``: on GPUs that support it, never on CPUs).
-
-    On this project's CPUs bf16 matmuls measured slower than fp32 (see
-    ``benchmarks/train.py``), so ``auto`` keeps the CPU in fp32.
-    """
-    if precision == "bf16" or (
-        precision == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    ):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
+from tunesmith.training.precision import autocast
 
 
 def collate(

@@ -45,6 +45,8 @@ def resume_config(run_dir: str | Path, given: dict[str, Any]) -> TrainConfig:
     """
     _, saved = saved_run(Path(run_dir))
     merged = saved.to_dict()
+    if given.get("precision") == "auto":  # a run's auto was resolved at its start: keep it
+        given = {k: v for k, v in given.items() if k != "precision"}
     merged.update(given)
     if "epochs" in given:
         merged["max_steps"] = None

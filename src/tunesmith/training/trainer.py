@@ -12,6 +12,7 @@ import math
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,8 @@ class Trainer:
                 base.model if base else None,
             )
         self.model.to(self.dist.device)
+        if self.cfg.precision == "auto" and not resume:
+            self.cfg = replace(self.cfg, precision=self._measure_precision())
         self.optimizer, self.scheduler = build_optimizer(
             self.model, self.cfg, self.model.cfg.d_model
         )
@@ -110,6 +113,17 @@ class Trainer:
         seed_everything(self.cfg.seed + self.dist.rank)
         if resume:
             self._restore()
+
+    def _measure_precision(self) -> str:
+        """fp32 or bf16, whichever trains faster here with the same loss (see ``precision``)."""
+        from tunesmith.training.precision import choose_precision
+
+        n = min(1, len(self.train_set))
+        x, y = collate(self.train_set, list(range(n)), self.dist.device)
+        probe = choose_precision(self.model, x, y, self.tokenizer.pad_id, self.dist)
+        if self.dist.is_main:
+            print(probe.line(), flush=True)
+        return probe.chosen
 
     # -- state ------------------------------------------------------------------
     def _restore(self) -> None:
