@@ -1,4 +1,5 @@
-"""Structure and texture metrics on hand-made grids: repeated bars, bass, long notes."""
+"""Structure and texture metrics on hand-made grids (repeated bars, bass, long notes), and the
+quality bar read from per-setting summaries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from tunesmith.evaluation import metrics as M
+from tunesmith.evaluation import summary as S
 from tunesmith.evaluation import texture as T
 
 
@@ -78,3 +80,49 @@ def test_they_are_compared_like_every_scalar_metric() -> None:
     assert comp["repeated_bar_rate"]["generated_mean"] == 0.0
     assert comp["repeated_bar_rate"]["overlap"] < 0.5
     assert M.compare_metrics(real, real)["bass_share"]["overlap"] == pytest.approx(1.0, abs=1e-6)
+
+
+def _setting(search: str, start: str, **values: object) -> dict[str, object]:
+    base = {"search": search, "start": start, "repeated_bar_rate": 0.2, "bass_share": 0.15}
+    base |= {"mean_overlap": 0.85, "lowest_overlap": 0.6, "lowest_overlap_metric": "polyphony"}
+    base |= {"min_pitch_classes": 8.0, "min_pitch_range": 24.0}
+    return base | values
+
+
+def test_quality_checks_read_the_bar_directly() -> None:
+    report = {
+        "loss": {"test": {"loss": 1.38}},
+        "settings_summary": {
+            "top_k/nothing": _setting("top_k", "nothing"),
+            "top_k/test_opening": _setting("top_k", "test_opening", bass_share=0.07),
+            "top_k/train_opening": _setting("top_k", "train_opening", bass_share=0.0),
+            "beam/nothing": _setting("beam", "nothing", min_pitch_range=9.0),
+            "top_p/nothing": _setting("top_p", "nothing", repeated_bar_rate=0.0),
+        },
+        "memorisation": {"max_run": 17},
+    }
+    checks = {c["check"]: c["passed"] for c in S.quality_checks(report, "top_k", 4)}
+    assert checks == {
+        "test loss (nats/token)": True,
+        "top_k/nothing: mean repeated-bar rate": True,
+        "top_k/nothing: mean bass share": True,
+        "top_k/nothing: mean KDE overlap": True,
+        "top_k/nothing: lowest KDE overlap (polyphony)": True,
+        "top_k/test_opening: mean repeated-bar rate": True,
+        "top_k/test_opening: mean bass share": False,
+        "top_k/test_opening: mean KDE overlap": True,
+        "top_k/test_opening: lowest KDE overlap (polyphony)": True,
+        "beam/nothing (width 4): fewest pitch classes in a piece": True,
+        "beam/nothing (width 4): smallest pitch range in a piece": False,
+        "longest run copied from a training file, any piece (notes)": False,
+    }
+
+
+def test_overlap_summary_skips_undefined_metrics() -> None:
+    comparison = {name: {"overlap": 0.9} for name in M.SCALAR_METRICS}
+    comparison["groove_consistency"]["overlap"] = math.nan  # pieces of one bar
+    comparison["bass_share"]["overlap"] = 0.3
+    s = S.overlap_summary(comparison)
+    n = len(M.SCALAR_METRICS) - 1
+    assert s["mean_overlap"] == pytest.approx((0.9 * (n - 1) + 0.3) / n)
+    assert s["lowest_overlap"] == 0.3 and s["lowest_overlap_metric"] == "bass_share"
