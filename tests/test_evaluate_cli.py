@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import melody, write_midi
 from tunesmith.cli.main import main
 from tunesmith.evaluation.corpus import build_training_index, open_corpus
 from tunesmith.evaluation.loss import evaluate_loss, file_windows
@@ -112,6 +113,35 @@ def test_report_has_the_quality_bar_per_setting(setup: dict[str, Path]) -> None:
     assert not any("train_opening" in c for c in checks)  # those count for copying only
     assert report["memorisation"]["by_setting"]["top_p/train_opening"] >= 0
     assert report["metrics"]["real_segments"] == report["metrics"]["real_texture"]["pieces"]
+
+
+def test_rejected_files_are_listed(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_folder(setup["root"] / "with-bad", 8)
+    (data / "garbage.mid").write_bytes(b"not a MIDI file")
+    (data / "sub").mkdir()
+    write_midi(data / "sub" / "drums.mid", melody(16), drum_tracks=(0,))
+    out = setup["root"] / "report-rejects"
+    argv = ["--model", str(setup["ckpt"]), "--data", str(data), "--searches", "top_k"]
+    argv += ["--samples", "1", "--notes", "12", "--train-openings", "0", "--out", str(out)]
+    assert main(["evaluate", *argv]) == 0
+    printed = capsys.readouterr().out
+    rejected = json.loads((out / "report.json").read_text())["data"]["rejected"]
+    assert [r["file"] for r in rejected] == ["garbage.mid", "sub/drums.mid"]
+    assert all(r["reason"] for r in rejected)
+    assert "rejected 2 file(s)" in printed
+    for r in rejected:
+        assert f"  {r['file']}: {r['reason']}" in printed
+    assert "garbage.mid" in (out / "report.md").read_text()
+
+    from tunesmith.data.prepare import prepare  # a token cache lists what prepare rejected
+
+    cache = setup["root"] / "cache-with-bad"
+    prepare(data, cache, progress=False, workers=1)
+    assert open_corpus(cache, SeedTokenizer()).rejected == [
+        (r["file"], r["reason"]) for r in rejected
+    ]
 
 
 def test_token_cache_gives_the_same_loss_as_its_folder(setup: dict[str, Path]) -> None:

@@ -158,6 +158,15 @@ def _memorisation_section(
     }
 
 
+def _data_section(corpus: corpus_mod.Corpus) -> dict[str, Any]:
+    """Where the data came from, its files per split, and every file rejected with its reason."""
+    return {
+        "description": corpus.description,
+        "files": corpus.counts(),
+        "rejected": [{"file": f, "reason": r} for f, r in corpus.rejected],
+    }
+
+
 def _write(report: dict[str, Any], out: Path) -> dict[str, Any]:
     report = _finite(report)
     (out / "report.json").write_text(json.dumps(report, indent=2))
@@ -189,7 +198,7 @@ def run_evaluation(
     segments = _excerpts(corpus, settings)
     # Only now that the inputs are known to be good is anything written.
     (out / "samples").mkdir(parents=True, exist_ok=True)
-    log(f"data: {corpus.description}: {corpus.counts()}")
+    log(f"data: {corpus.description}: {corpus.counts()}, {len(corpus.rejected)} file(s) rejected")
     losses = _losses(ckpt, corpus, log)
     index, index_source = _memorisation_index(ckpt.path, corpus)
     held_out = "test" if corpus.files["test"] else "val"
@@ -201,7 +210,7 @@ def run_evaluation(
     report: dict[str, Any] = {
         "tool": "tunesmith evaluate",
         "model": {"path": str(ckpt.path), "sha256": ckpt.checksum, "config": ckpt.config.get("model")},
-        "data": {"description": corpus.description, "files": corpus.counts()},
+        "data": _data_section(corpus),
         "settings": {**asdict(settings), "searches": list(settings.searches)},
         "loss": losses,
         "pieces": samples.pieces,
