@@ -92,7 +92,15 @@ def test_full_report(setup: dict[str, Path], capsys: pytest.CaptureFixture[str])
 
 def test_report_has_the_quality_bar_per_setting(setup: dict[str, Path]) -> None:
     settings = EvalSettings(samples=2, notes=20, prompt_notes=8, train_openings=1, pianorolls=False)
-    report = run_evaluation(setup["ckpt"], setup["root"] / "report-bar", settings=settings)
+    logged: list[str] = []
+    report = run_evaluation(
+        setup["ckpt"], setup["root"] / "report-bar", settings=settings, log=logged.append
+    )
+    n = len(report["pieces"])
+    assert f"generating {n} pieces of 20 new notes" in logged
+    assert [m.split()[0] for m in logged if m.startswith("[")] == [
+        f"[{k}/{n}]" for k in range(1, n + 1)
+    ]
     summary = report["settings_summary"]
     assert len(summary) == 12  # 4 search methods x 3 kinds of start
     for name, s in summary.items():

@@ -117,11 +117,20 @@ def generate_pieces(
     out: Path,
     log: Callable[[str], None],
 ) -> Samples:
-    """Generate every setting's pieces with ``gen`` (a Generator), write them to ``out/samples``."""
+    """Generate every setting's pieces with ``gen`` (a Generator), write them to ``out/samples``.
+
+    Logs one line per piece, numbered out of the total, so a long run shows how far it is.
+    """
     samples = Samples()
-    for search in settings.searches:
-        for i, start in enumerate(plan_starts(search, settings, test, train)):
-            _generate_one(gen, settings, search, i, start, index, out, samples, log)
+    plan = [
+        (search, i, start)
+        for search in settings.searches
+        for i, start in enumerate(plan_starts(search, settings, test, train))
+    ]
+    log(f"generating {len(plan)} pieces of {settings.notes} new notes")
+    for k, (search, i, start) in enumerate(plan, 1):
+        done = _generate_one(gen, settings, search, i, start, index, out, samples)
+        log(f"[{k}/{len(plan)}] {done}")
     return samples
 
 
@@ -134,8 +143,8 @@ def _generate_one(
     index: MemorisationIndex,
     out: Path,
     samples: Samples,
-    log: Callable[[str], None],
-) -> None:
+) -> str:
+    """Generate, save and measure one piece into ``samples``; returns a line for the log."""
     from tunesmith.tokenization.midi_io import save_midi, score_from_grid
 
     prompt = None
@@ -163,4 +172,4 @@ def _generate_one(
         title = f"{search}, from {origin}"
         png = pianoroll_png(res.grid, res.n_prompt_notes, title, out / f"pianoroll_{name}.png")
         samples.rolls[key] = png.name
-    log(f"{name}: {res.n_new_notes} notes, {match.describe()}")
+    return f"{name}: {res.n_new_notes} notes in {res.seconds:.1f} s, {match.describe()}"
