@@ -111,12 +111,10 @@ def _header_section(report: dict[str, Any]) -> list[str]:
         f"Model: `{report['model']['path']}` (sha256 {report['model']['sha256']})  ",
         f"Data: {report['data']['description']}; files per split: {files}",
     ]
-    rejected = rejected_lines(report)
+    rejected = report["data"].get("rejected", [])
     if rejected:
-        out += [
-            "",
-            *[line.strip() if i == 0 else f"- {line.strip()}" for i, line in enumerate(rejected)],
-        ]
+        out += ["", f"Rejected {len(rejected)} file(s) of the data:", ""]
+        out += [f"- `{r['file']}`: {r['reason']}" for r in rejected]
     return out
 
 
