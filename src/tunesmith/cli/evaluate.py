@@ -33,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--samples",
         type=int,
         default=4,
-        help="pieces per search method and kind of start (default 4)",
+        help="pieces per search method from nothing and from test openings (default 4; greedy "
+        "and beam make one piece per distinct start)",
     )
     p.add_argument(
         "--seed",
@@ -41,12 +42,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="seed of the first piece; the next ones count up (default 0)",
     )
-    p.add_argument("--notes", type=int, default=128, help="new notes per piece (default 128)")
+    p.add_argument(
+        "--notes",
+        type=int,
+        default=128,
+        help="new notes per piece, and notes per real excerpt compared (default 128)",
+    )
     p.add_argument(
         "--prompt-notes",
         type=int,
         default=32,
-        help="notes of a test file's opening used as prompt (default 32)",
+        help="notes of a file's opening used as prompt (default 32)",
     )
     p.add_argument(
         "--train-openings",
