@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import melody, write_midi
 from tunesmith.cli.main import main
 from tunesmith.evaluation.corpus import build_training_index, open_corpus
 from tunesmith.evaluation.loss import evaluate_loss, file_windows
 from tunesmith.evaluation.memorisation import INDEX_FILE, load_checkpoint_index
+from tunesmith.evaluation.metrics import SCALAR_METRICS
 from tunesmith.evaluation.report import EvalSettings, real_segments, rebase, run_evaluation
 from tunesmith.model.checkpoint import save_checkpoint
 from tunesmith.model.config import preset
@@ -47,7 +49,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "midi": midi, "ckpt": ckpt}
 
 
-ARGS = ["--samples", "2", "--notes", "20", "--prompt-notes", "8"]
+ARGS = ["--samples", "2", "--notes", "20", "--prompt-notes", "8", "--train-openings", "1"]
 
 
 def test_full_report(setup: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,12 +61,16 @@ def test_full_report(setup: dict[str, Path], capsys: pytest.CaptureFixture[str])
     assert set(report["loss"]) == {"test", "val"}
     for r in report["loss"].values():
         assert r["tokens"] > 0 and r["perplexity"] == pytest.approx(math.exp(r["loss"]))
-    # greedy and beam: 1 piece from nothing + 1 per test file (1 here); top_k and top_p: 2 + 2.
+    # greedy and beam: 1 piece from nothing + 1 per test file (1 here) + 1 per training
+    # opening asked for; top_k and top_p: 2 + 2 + 1.
     counts = {
         s: sum(p["search"] == s for p in report["pieces"])
         for s in ("greedy", "top_k", "top_p", "beam")
     }
-    assert counts == {"greedy": 2, "top_k": 4, "top_p": 4, "beam": 2}
+    assert counts == {"greedy": 3, "top_k": 5, "top_p": 5, "beam": 3}
+    assert {p["start"] for p in report["pieces"]} == {"nothing", "test_opening", "train_opening"}
+    train_prompts = {p["prompt_file"] for p in report["pieces"] if p["start"] == "train_opening"}
+    assert train_prompts <= set(open_corpus(setup["midi"], SeedTokenizer()).files["train"])
     for p in report["pieces"]:
         assert (out / p["midi"]).is_file()
         assert p["memorisation_text"].startswith("longest copied run:")
@@ -72,12 +78,78 @@ def test_full_report(setup: dict[str, Path], capsys: pytest.CaptureFixture[str])
         "pitch_class_entropy",
         "groove_consistency",
         "duration_histogram",
+        "repeated_bar_rate",
+        "bass_share",
+        "long_note_share",
     }
     for name in report["plots"]["metrics"].values():
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
-    assert len(report["plots"]["pianorolls"]) == 8  # one per search method and kind of start
+    assert len(report["plots"]["pianorolls"]) == 12  # one per search method and kind of start
     md = (out / "report.md").read_text()
     assert "## Memorisation" in md and "metric_polyphony.png" in md
+    assert "## Quality bar" in md and "## Per setting" in md
+
+
+def test_report_has_the_quality_bar_per_setting(setup: dict[str, Path]) -> None:
+    settings = EvalSettings(samples=2, notes=20, prompt_notes=8, train_openings=1, pianorolls=False)
+    logged: list[str] = []
+    report = run_evaluation(
+        setup["ckpt"], setup["root"] / "report-bar", settings=settings, log=logged.append
+    )
+    n = len(report["pieces"])
+    assert f"generating {n} pieces of 20 new notes" in logged
+    assert [m.split()[0] for m in logged if m.startswith("[")] == [
+        f"[{k}/{n}]" for k in range(1, n + 1)
+    ]
+    summary = report["settings_summary"]
+    assert len(summary) == 12  # 4 search methods x 3 kinds of start
+    for name, s in summary.items():
+        pieces = [p for p in report["pieces"] if p["setting"] == name]
+        assert s["pieces"] == len(pieces)
+        assert s["min_pitch_classes"] == min(p["metrics"]["n_pitch_classes"] for p in pieces)
+        assert s["min_pitch_range"] == min(p["metrics"]["pitch_range"] for p in pieces)
+        rates = [p["metrics"]["repeated_bar_rate"] for p in pieces]
+        assert s["repeated_bar_rate"] == pytest.approx(np.mean(rates))
+        assert s["longest_copy"] == max(p["memorisation"]["length_notes"] for p in pieces)
+        overlaps = [v for k, v in s["overlaps"].items() if k in SCALAR_METRICS and v is not None]
+        assert s["mean_overlap"] == pytest.approx(np.mean(overlaps))
+        assert s["lowest_overlap"] == min(overlaps)
+    checks = {c["check"]: c for c in report["checks"]}
+    assert checks["test loss (nats/token)"]["passed"] is False  # a random model
+    assert "top_k/nothing: mean repeated-bar rate" in checks
+    assert "beam/test_opening (width 4): fewest pitch classes in a piece" in checks
+    assert not any("train_opening" in c for c in checks)  # those count for copying only
+    assert report["memorisation"]["by_setting"]["top_p/train_opening"] >= 0
+    assert report["metrics"]["real_segments"] == report["metrics"]["real_texture"]["pieces"]
+
+
+def test_rejected_files_are_listed(
+    setup: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_folder(setup["root"] / "with-bad", 8)
+    (data / "garbage.mid").write_bytes(b"not a MIDI file")
+    (data / "sub").mkdir()
+    write_midi(data / "sub" / "drums.mid", melody(16), drum_tracks=(0,))
+    out = setup["root"] / "report-rejects"
+    argv = ["--model", str(setup["ckpt"]), "--data", str(data), "--searches", "top_k"]
+    argv += ["--samples", "1", "--notes", "12", "--train-openings", "0", "--out", str(out)]
+    assert main(["evaluate", *argv]) == 0
+    printed = capsys.readouterr().out
+    rejected = json.loads((out / "report.json").read_text())["data"]["rejected"]
+    assert [r["file"] for r in rejected] == ["garbage.mid", "sub/drums.mid"]
+    assert all(r["reason"] for r in rejected)
+    assert "rejected 2 file(s)" in printed
+    for r in rejected:
+        assert f"  {r['file']}: {r['reason']}" in printed
+    assert "garbage.mid" in (out / "report.md").read_text()
+
+    from tunesmith.data.prepare import prepare  # a token cache lists what prepare rejected
+
+    cache = setup["root"] / "cache-with-bad"
+    prepare(data, cache, progress=False, workers=1)
+    assert open_corpus(cache, SeedTokenizer()).rejected == [
+        (r["file"], r["reason"]) for r in rejected
+    ]
 
 
 def test_token_cache_gives_the_same_loss_as_its_folder(setup: dict[str, Path]) -> None:
@@ -92,7 +164,7 @@ def test_token_cache_gives_the_same_loss_as_its_folder(setup: dict[str, Path]) -
         assert all((x == y).all() for x, y in zip(a.ids[split], b.ids[split], strict=True))
     out = setup["root"] / "report-cache"
     settings = EvalSettings(
-        samples=1, notes=12, prompt_notes=4, searches=("top_k",), pianorolls=False
+        samples=1, notes=12, prompt_notes=4, searches=("top_k",), pianorolls=False, train_openings=0
     )
     report = run_evaluation(setup["ckpt"], out, data=cache, settings=settings)
     assert report["data"]["description"].startswith("token cache")
@@ -111,7 +183,7 @@ def test_a_carried_index_is_used(setup: dict[str, Path]) -> None:
         == open_corpus(setup["midi"], SeedTokenizer()).files["train"]
     )
     settings = EvalSettings(
-        samples=1, notes=8, prompt_notes=4, searches=("greedy",), pianorolls=False
+        samples=1, notes=8, prompt_notes=4, searches=("greedy",), pianorolls=False, train_openings=0
     )
     report = run_evaluation(ckpt, setup["root"] / "report-carried", settings=settings)
     assert report["memorisation"]["index"].startswith("the index carried by the checkpoint")
@@ -154,7 +226,7 @@ def test_uniform_model_has_perplexity_of_the_vocabulary() -> None:
 def test_segments_are_like_for_like() -> None:
     grid = np.stack([np.arange(100) * 2 + 37, np.full(100, 60), np.full(100, 2)], axis=1)
     segs = real_segments([grid, grid[:10]], notes=30, per_file=2)
-    assert [len(s) for s in segs] == [30, 30, 10]
+    assert [len(s) for s in segs] == [30, 30]  # a file shorter than an excerpt gives none
     assert segs[0][0, 0] == 37 - 32  # moved by whole bars: the beat phase stays
     assert rebase(np.zeros((0, 3))).shape == (0, 3)
 
@@ -183,6 +255,15 @@ def test_bad_input_is_one_line_and_exit_2(
         ["--model", ckpt, "--data", str(root / "nope"), "--out", out], capsys
     )
     two = write_folder(root / "two", 2)
+    assert "--notes: no held-out file" in _error(
+        ["--model", ckpt, "--notes", "5000", "--out", out], capsys
+    )
+    assert "--searches: choose from" in _error(
+        ["--model", ckpt, "--searches", "top_k,sideways", "--out", out], capsys
+    )
+    assert "--train-openings" in _error(
+        ["--model", ckpt, "--train-openings", "-1", "--out", out], capsys
+    )
     assert "no test or val files" in _error(
         ["--model", ckpt, "--data", str(two), "--out", out], capsys
     )

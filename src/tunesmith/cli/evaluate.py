@@ -2,11 +2,15 @@
 
 Loss, perplexity and token accuracy on the test and val splits of the data the
 model was trained on (recorded in its config.json) or of --data (a MIDI folder
-or a token cache). Then N pieces per search method (greedy, top_k, top_p, beam),
-from nothing and from the openings of test files; their musical statistics
-against held-out real music (overlapping area per metric); and for every piece
-the longest run of notes that also occurs in a training file. Writes
-REPORT_DIR/report.json, report.md, PNG plots and the pieces as MIDI."""
+or a token cache; files it cannot use are listed with their reason). Then
+pieces per setting (a search method, from nothing / from the openings of test
+files / of training files); their musical statistics (structure and texture
+included: repeated bars, bass, long notes) against excerpts of held-out real
+music with as many notes (overlapping area per metric); for every piece the
+longest run of notes that also occurs in a training file; and the quality bar
+checked. Writes REPORT_DIR/report.json, report.md, PNG plots and the pieces as
+MIDI. Time grows with --samples x --notes; greedy and beam make one piece per
+distinct start, beam costs about its width in sampled pieces."""
 
 from __future__ import annotations
 
@@ -29,7 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--samples",
         type=int,
         default=4,
-        help="pieces per search method and kind of start (default 4)",
+        help="pieces per search method from nothing and from test openings (default 4; greedy "
+        "and beam make one piece per distinct start)",
     )
     p.add_argument(
         "--seed",
@@ -37,12 +42,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="seed of the first piece; the next ones count up (default 0)",
     )
-    p.add_argument("--notes", type=int, default=128, help="new notes per piece (default 128)")
+    p.add_argument(
+        "--notes",
+        type=int,
+        default=128,
+        help="new notes per piece, and notes per real excerpt compared (default 128)",
+    )
     p.add_argument(
         "--prompt-notes",
         type=int,
         default=32,
-        help="notes of a test file's opening used as prompt (default 32)",
+        help="notes of a file's opening used as prompt (default 32)",
+    )
+    p.add_argument(
+        "--train-openings",
+        type=int,
+        default=4,
+        help="pieces per search method prompted with training-file openings, for the copy "
+        "check (default 4; 0: none)",
+    )
+    p.add_argument(
+        "--searches",
+        help="comma-separated search methods (default: greedy,top_k,top_p,beam)",
+    )
+    p.add_argument(
+        "--excerpts-per-file",
+        type=int,
+        default=8,
+        help="real excerpts cut from each held-out file at most (default 8)",
     )
     p.add_argument(
         "--out", required=True, metavar="REPORT_DIR", help="folder for the report (made if missing)"
@@ -50,13 +77,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def run(args: argparse.Namespace) -> int:
+    """Validate the options, evaluate, print the summary; 0 on success."""
     from tunesmith.evaluation.markdown import summary_table
-    from tunesmith.evaluation.report import EvalSettings, run_evaluation
+    from tunesmith.evaluation.report import SEARCHES, EvalSettings, run_evaluation
 
     # Validate every number before the model loads, so a typo fails at once.
     settings = EvalSettings(
-        samples=args.samples, seed=args.seed, notes=args.notes, prompt_notes=args.prompt_notes
+        samples=args.samples,
+        seed=args.seed,
+        notes=args.notes,
+        prompt_notes=args.prompt_notes,
+        searches=SEARCHES if args.searches is None else _names(args.searches),
+        excerpts_per_file=args.excerpts_per_file,
+        train_openings=args.train_openings,
     )
     if args.data is not None and not args.data.strip():
         raise TunesmithError("--data: empty path")

@@ -9,6 +9,7 @@ what the model was shown (e.g. durations capped as the tokenizer caps them).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ class Corpus:
     tokenizer: Tokenizer
     files: dict[str, list[str]]
     ids: dict[str, list[np.ndarray]]
+    rejected: list[tuple[str, str]] = field(default_factory=list)  # (file, reason), not used
     _grids: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     def grids(self, split: str) -> list[np.ndarray]:
@@ -66,7 +68,19 @@ def from_cache(path: Path, tokenizer: Tokenizer) -> Corpus:
         s: [np.asarray(tc.file_tokens(s, i), dtype=np.int64) for i in range(len(files[s]))]
         for s in SPLITS
     }
-    return Corpus(f"token cache {path}", tokenizer, files, ids)
+    return Corpus(f"token cache {path}", tokenizer, files, ids, _cache_rejects(path))
+
+
+def _cache_rejects(path: Path) -> list[tuple[str, str]]:
+    """The files ``prepare`` rejected when it made the cache, with its reasons (its manifest)."""
+    rejected = []
+    # TokenCache has read this manifest already, so it is known to be readable JSON lines.
+    with open(path / cache_layout.MANIFEST_FILE) as fh:
+        for line in fh:
+            row = json.loads(line)
+            if row.get("status") != "ok":
+                rejected.append((str(row.get("file")), str(row.get("reason") or "rejected")))
+    return rejected
 
 
 def from_folder(path: Path, tokenizer: Tokenizer, fractions: Any = DEFAULT_FRACTIONS) -> Corpus:
@@ -76,20 +90,19 @@ def from_folder(path: Path, tokenizer: Tokenizer, fractions: Any = DEFAULT_FRACT
     rels = find_midi_files(path)
     if not rels:
         raise TunesmithError(f"{path}: no .mid or .midi files in this folder or below it")
-    results = [
-        r
-        for r in tokenize_files(tokenizer, path, rels, workers=1, progress=False)
-        if r.status == "ok"
-    ]
+    tokenized = tokenize_files(tokenizer, path, rels, workers=1, progress=False)
+    results = [r for r in tokenized if r.status == "ok"]
+    rejected = [(r.file, r.reason) for r in tokenized if r.status != "ok"]
     if not results:
-        raise TunesmithError(f"{path}: none of the {len(rels)} MIDI files is usable")
+        first = f" ({rejected[0][0]}: {rejected[0][1]})" if rejected else ""
+        raise TunesmithError(f"{path}: none of the {len(rels)} MIDI files is usable{first}")
     splits = assign_splits([r.file for r in results], fractions)
     files: dict[str, list[str]] = {s: [] for s in SPLITS}
     ids: dict[str, list[np.ndarray]] = {s: [] for s in SPLITS}
     for r in results:  # results are in sorted-path order, as prepare writes them
         files[splits[r.file]].append(r.file)
         ids[splits[r.file]].append(np.asarray(r.tokens, dtype=np.int64))
-    return Corpus(f"MIDI folder {path}", tokenizer, files, ids)
+    return Corpus(f"MIDI folder {path}", tokenizer, files, ids, rejected)
 
 
 def open_corpus(path: str | Path, tokenizer: Tokenizer) -> Corpus:

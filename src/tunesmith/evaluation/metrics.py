@@ -13,6 +13,8 @@ of generative models in music" (2020), computed on :func:`grid_notes` rows
 - ``scale_consistency``: the largest share of notes inside one major or minor scale.
 - ``groove_consistency``: 1 minus the mean Hamming distance between the onset
   patterns of neighbouring bars, per bar position.
+- ``repeated_bar_rate``, ``bass_share``, ``long_note_share``: structure and
+  texture, defined in :mod:`~tunesmith.evaluation.texture`.
 - ``pitch_class_histogram`` (12 bins) and ``duration_histogram`` (:data:`DURATION_BINS`),
   normalised note counts (Yang & Lerch's PCH and note-length histogram).
 
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 import symusic
 
+from tunesmith.evaluation import texture
 from tunesmith.evaluation.overlap import histogram_overlap, overlapping_area
 from tunesmith.tokenization.midi_io import STEPS_PER_QUARTER, grid_notes
 
@@ -50,6 +53,9 @@ SCALAR_METRICS = (
     "empty_beat_rate",
     "scale_consistency",
     "groove_consistency",
+    "repeated_bar_rate",
+    "bass_share",
+    "long_note_share",
 )
 HISTOGRAM_METRICS = ("pitch_class_histogram", "duration_histogram")
 # Lower edges (in steps) of the duration bins: 16th, 8th, dotted 8th, quarter,
@@ -188,6 +194,9 @@ def piece_metrics(
         "empty_beat_rate": empty_beat_rate(notes),
         "scale_consistency": scale_consistency(notes),
         "groove_consistency": groove_consistency(notes, bar_steps),
+        "repeated_bar_rate": texture.repeated_bar_rate(notes, bar_steps),
+        "bass_share": texture.bass_share(notes),
+        "long_note_share": texture.long_note_share(notes),
     }
 
 

@@ -1,10 +1,10 @@
 """``tunesmith evaluate`` end to end: loss, generated pieces, statistics, copies, report files.
 
 The pieces compared are like for like: the *new* notes of each generated piece,
-and segments of the same number of notes cut from held-out (test and val) files,
+and excerpts of exactly as many notes cut from held-out (test and val) files,
 both moved to start in bar 1 (a whole piece of 2,000 notes would dwarf a
-generated one in pitch range and pitch count). Memorisation looks at the new
-notes only: a prompt comes from a test file, not from the training data.
+generated one in pitch range and pitch count, and repeat more of its bars).
+Memorisation looks at the new notes only.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,50 +23,31 @@ from tunesmith.evaluation import corpus as corpus_mod
 from tunesmith.evaluation.loss import evaluate_loss
 from tunesmith.evaluation.markdown import render_markdown
 from tunesmith.evaluation.memorisation import MemorisationIndex, load_checkpoint_index
-from tunesmith.evaluation.metrics import BAR_STEPS, compare_metrics, compute_metrics
-from tunesmith.evaluation.plots import metric_plots, pianoroll_png
+from tunesmith.evaluation.metrics import MetricSet, compare_metrics, compute_metrics
+from tunesmith.evaluation.plots import metric_plots
+from tunesmith.evaluation.sampling import (
+    SEARCHES,
+    EvalSettings,
+    Opening,
+    Samples,
+    generate_pieces,
+    rebase,
+)
+from tunesmith.evaluation.summary import LIMITS, by_setting, quality_checks, set_summary
 
-SEARCHES = ("greedy", "top_k", "top_p", "beam")
-DETERMINISTIC = ("greedy", "beam")  # from nothing, every seed gives the same piece
-COPY_LIMIT = 16  # the quality bar: no generated run longer than this appears in a training file
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """What ``evaluate`` generates and compares; validated on construction."""
-
-    samples: int = 4  # pieces per search method and kind of start
-    seed: int = 0
-    notes: int = 128  # new notes per piece, and notes per real segment
-    prompt_notes: int = 32  # notes of a test file's opening used as a prompt
-    searches: tuple[str, ...] = SEARCHES
-    segments_per_file: int = 8  # real segments cut from each held-out file at most
-    pianorolls: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("samples", "notes", "prompt_notes", "segments_per_file"):
-            if getattr(self, name) < 1:
-                raise BadParameterError(
-                    f"--{name.replace('_', '-')}: must be at least 1, not {getattr(self, name)}"
-                )
-        unknown = set(self.searches) - set(SEARCHES)
-        if unknown or not self.searches:
-            raise BadParameterError(f"searches: choose from {', '.join(SEARCHES)}")
-
-
-def rebase(rows: np.ndarray) -> np.ndarray:
-    """Move notes so that the bar of the first one becomes bar 1 (keeps the beat phase)."""
-    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3).copy()
-    if len(rows):
-        rows[:, 0] -= (rows[:, 0].min() // BAR_STEPS) * BAR_STEPS
-    return rows
+__all__ = ["SEARCHES", "EvalSettings", "real_segments", "rebase", "run_evaluation"]
+COPY_LIMIT = LIMITS["copy_max"]
 
 
 def real_segments(grids: list[np.ndarray], notes: int, per_file: int) -> list[np.ndarray]:
-    """Consecutive segments of ``notes`` notes from each grid (at most ``per_file`` each)."""
+    """Consecutive excerpts of exactly ``notes`` notes of each grid (at most ``per_file`` each).
+
+    A file shorter than ``notes`` gives none: a short whole piece is not an
+    excerpt of the length the generated pieces have.
+    """
     out = []
     for g in grids:
-        n = min(len(g) // notes, per_file) if len(g) >= notes else (1 if len(g) else 0)
+        n = min(len(g) // notes, per_file)
         out.extend(rebase(g[i * notes : (i + 1) * notes]) for i in range(n))
     return out
 
@@ -104,6 +85,95 @@ def _memorisation_index(
     return index, f"train split of {corpus.description} ({len(corpus.files['train'])} files)"
 
 
+def _openings(corpus: corpus_mod.Corpus, split: str) -> list[Opening]:
+    """The files of ``split`` that have notes, with their grids (their openings become prompts)."""
+    pairs = zip(corpus.files[split], corpus.grids(split), strict=True)
+    return [(name, g) for name, g in pairs if len(g)]
+
+
+def _excerpts(corpus: corpus_mod.Corpus, settings: EvalSettings) -> list[np.ndarray]:
+    """Real held-out excerpts as long as the pieces; refused before any work when there are none."""
+    grids = corpus.grids("test") + corpus.grids("val")
+    segments = real_segments(grids, settings.notes, settings.excerpts_per_file)
+    if not segments:
+        longest = max((len(g) for g in grids), default=0)
+        raise BadParameterError(
+            f"--notes: no held-out file of {corpus.description} has {settings.notes} notes to cut "
+            f"an excerpt of that length from (the longest has {longest}); use fewer"
+        )
+    return segments
+
+
+def _losses(ckpt: Any, corpus: corpus_mod.Corpus, log: Callable[[str], None]) -> dict[str, Any]:
+    """Loss, perplexity and accuracy on the test and val splits (those that have files)."""
+    tok = ckpt.tokenizer
+    losses = {}
+    for split in ("test", "val"):
+        if corpus.files[split]:
+            result = evaluate_loss(ckpt.model, corpus.ids[split], tok.pad_id, tok.eos_id)
+            losses[split] = result.to_dict()
+            log(f"{split} loss {result.loss:.4f}")
+    return losses
+
+
+def _metrics_section(
+    real: MetricSet, samples: Samples, out: Path
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every metric real against generated (all pieces), and one plot per metric."""
+    generated = compute_metrics(samples.grids)
+    comparison = compare_metrics(real, generated)
+    for i, piece in enumerate(samples.pieces):  # each piece's own values, beside its memorisation
+        piece["metrics"] = {name: float(v[i]) for name, v in generated.scalars.items()}
+    plots = metric_plots(real, generated, comparison, out) if samples.grids else {}
+    section = {
+        "real_segments": len(real),
+        "generated_pieces": len(generated),
+        "all": comparison,
+        "real_summary": real.summary(),
+        "real_texture": set_summary(real),
+    }
+    return section, plots
+
+
+def _memorisation_section(
+    index: MemorisationIndex, source: str, pieces: list[dict[str, Any]], segments: list[np.ndarray]
+) -> dict[str, Any]:
+    """The longest copied run overall and per setting, beside what real held-out music shares."""
+    runs = [p["memorisation"]["length_notes"] for p in pieces]
+    per_setting: dict[str, int] = {}
+    for run, piece in zip(runs, pieces, strict=True):
+        per_setting[piece["setting"]] = max(run, per_setting.get(piece["setting"], 0))
+    baseline = [index.longest_copy(s).length_notes for s in segments]
+    return {
+        "index": source,
+        "index_notes": index.n_notes,
+        "limit": COPY_LIMIT,
+        "max_run": max(runs, default=0),
+        "over_limit": sum(r > COPY_LIMIT for r in runs),
+        "by_setting": per_setting,
+        "held_out_baseline": {
+            "max": max(baseline, default=0),
+            "mean": float(np.mean(baseline)) if baseline else None,
+        },
+    }
+
+
+def _data_section(corpus: corpus_mod.Corpus) -> dict[str, Any]:
+    """Where the data came from, its files per split, and every file rejected with its reason."""
+    return {
+        "description": corpus.description,
+        "files": corpus.counts(),
+        "rejected": [{"file": f, "reason": r} for f, r in corpus.rejected],
+    }
+
+
+def _write(report: dict[str, Any], out: Path) -> dict[str, Any]:
+    report = _finite(report)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.md").write_text(render_markdown(report))
+    return report
+
+
 def run_evaluation(
     model: str | Path | None,
     out_dir: str | Path,
@@ -115,138 +185,40 @@ def run_evaluation(
 
     Returns the report (the content of ``report.json``).
     """
+    from tunesmith.generation.config import GenerationConfig
     from tunesmith.generation.generator import Generator
     from tunesmith.model.checkpoint import load_checkpoint
-    from tunesmith.tokenization.midi_io import save_midi, score_from_grid
 
     settings = settings or EvalSettings()
     out = check_out_dir(out_dir)
     ckpt = load_checkpoint(model)
-    data_path = (
-        Path(data) if data is not None else corpus_mod.model_data_path(ckpt.config, ckpt.path)
-    )
+    data_path = data if data is not None else corpus_mod.model_data_path(ckpt.config, ckpt.path)
     corpus = corpus_mod.open_corpus(data_path, ckpt.tokenizer)
     corpus_mod.require_held_out(corpus)
+    segments = _excerpts(corpus, settings)
     # Only now that the inputs are known to be good is anything written.
     (out / "samples").mkdir(parents=True, exist_ok=True)
-    tok = ckpt.tokenizer
-    log(f"data: {corpus.description}: {corpus.counts()}")
-
-    losses = {}
-    for split in ("test", "val"):
-        if corpus.files[split]:
-            losses[split] = evaluate_loss(
-                ckpt.model, corpus.ids[split], tok.pad_id, tok.eos_id
-            ).to_dict()
-            log(f"{split} loss {losses[split]['loss']:.4f}")
-
+    log(f"data: {corpus.description}: {corpus.counts()}, {len(corpus.rejected)} file(s) rejected")
+    losses = _losses(ckpt, corpus, log)
     index, index_source = _memorisation_index(ckpt.path, corpus)
     held_out = "test" if corpus.files["test"] else "val"
-    openings = [
-        (name, g)
-        for name, g in zip(corpus.files[held_out], corpus.grids(held_out), strict=True)
-        if len(g)
-    ]
-    gen = Generator(ckpt.model, tok, ckpt.path, ckpt.checksum)
-    pieces: list[dict[str, Any]] = []
-    new_grids: list[np.ndarray] = []
-    rolls: dict[str, str] = {}
-    for search in settings.searches:
-        starts: list[tuple[str, str | None, np.ndarray | None]] = []
-        # A deterministic search makes one piece per start: more would be copies of it.
-        n_empty = 1 if search in DETERMINISTIC else settings.samples
-        n_open = (
-            min(settings.samples, len(openings)) if search in DETERMINISTIC else settings.samples
-        )
-        starts += [("nothing", None, None)] * n_empty
-        starts += [
-            ("opening", *openings[i % len(openings)]) for i in range(n_open if openings else 0)
-        ]
-        for i, (kind, prompt_file, prompt_grid) in enumerate(starts):
-            prompt = (
-                score_from_grid(prompt_grid[: settings.prompt_notes])
-                if prompt_grid is not None
-                else None
-            )
-            seed = settings.seed + i
-            res = gen.generate(
-                prompt,
-                prompt_notes=settings.prompt_notes,
-                search=search,
-                notes=settings.notes,
-                seed=seed,
-            )
-            name = f"{search}_{kind}_{i:02d}"
-            save_midi(res.score, out / "samples" / f"{name}.mid")
-            match = index.longest_copy(res.grid, from_note=res.n_prompt_notes)
-            pieces.append({
-                "name": name, "search": search, "start": kind, "prompt_file": prompt_file, "seed": seed,
-                "prompt_notes": res.n_prompt_notes, "new_notes": res.n_new_notes, "stop_reason": res.stop_reason,
-                "seconds": res.seconds, "tokens_per_second": res.tokens_per_second,
-                "midi": f"samples/{name}.mid", "memorisation": match.to_dict(), "memorisation_text": match.describe(),
-            })  # fmt: skip
-            new_grids.append(rebase(res.grid[res.n_prompt_notes :]))
-            if settings.pianorolls and f"{search}_{kind}" not in rolls:
-                title = f"{search}, from {'nothing' if prompt_file is None else 'the opening of ' + prompt_file}"
-                rolls[f"{search}_{kind}"] = pianoroll_png(
-                    res.grid, res.n_prompt_notes, title, out / f"pianoroll_{name}.png"
-                ).name
-            log(f"{name}: {res.n_new_notes} notes, {match.describe()}")
-
-    segments = real_segments(
-        corpus.grids("test") + corpus.grids("val"), settings.notes, settings.segments_per_file
-    )
+    gen = Generator(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum)
+    test, train = _openings(corpus, held_out), _openings(corpus, "train")
+    samples = generate_pieces(gen, settings, test, train, index, out, log)
     real = compute_metrics(segments)
-    generated = compute_metrics(new_grids)
-    comparison = compare_metrics(real, generated)
-    by_search = {}
-    for search in settings.searches:
-        rows = [g for g, p in zip(new_grids, pieces, strict=True) if p["search"] == search]
-        by_search[search] = compare_metrics(real, compute_metrics(rows))
-    for i, piece in enumerate(pieces):  # each piece's own values, beside its memorisation
-        piece["metrics"] = {name: float(v[i]) for name, v in generated.scalars.items()}
-    plots = metric_plots(real, generated, comparison, out) if segments and new_grids else {}
-    baseline = [index.longest_copy(s).length_notes for s in segments]
-
-    runs = [p["memorisation"]["length_notes"] for p in pieces]
-    report = {
+    metrics, plots = _metrics_section(real, samples, out)
+    report: dict[str, Any] = {
         "tool": "tunesmith evaluate",
-        "model": {
-            "path": str(ckpt.path),
-            "sha256": ckpt.checksum,
-            "config": ckpt.config.get("model"),
-        },
-        "data": {"description": corpus.description, "files": corpus.counts()},
+        "model": {"path": str(ckpt.path), "sha256": ckpt.checksum, "config": ckpt.config.get("model")},
+        "data": _data_section(corpus),
         "settings": {**asdict(settings), "searches": list(settings.searches)},
         "loss": losses,
-        "pieces": pieces,
-        "metrics": {
-            "real_segments": len(segments),
-            "generated_pieces": len(new_grids),
-            "all": comparison,
-            "by_search": by_search,
-            "real_summary": real.summary(),
-        },
-        "memorisation": {
-            "index": index_source,
-            "index_notes": index.n_notes,
-            "limit": COPY_LIMIT,
-            "max_run": max(runs, default=0),
-            "over_limit": sum(r > COPY_LIMIT for r in runs),
-            "by_search": {
-                s: max(
-                    (r for r, p in zip(runs, pieces, strict=True) if p["search"] == s), default=0
-                )
-                for s in settings.searches
-            },
-            "held_out_baseline": {
-                "max": max(baseline, default=0),
-                "mean": float(np.mean(baseline)) if baseline else None,
-            },
-        },
-        "plots": {"metrics": plots, "pianorolls": rolls},
-    }
-    report = _finite(report)
-    (out / "report.json").write_text(json.dumps(report, indent=2))
-    (out / "report.md").write_text(render_markdown(report))
-    return report
+        "pieces": samples.pieces,
+        "metrics": metrics,
+        "settings_summary": by_setting(real, samples.pieces, samples.grids),
+        "memorisation": _memorisation_section(index, index_source, samples.pieces, segments),
+        "plots": {"metrics": plots, "pianorolls": samples.rolls},
+    }  # fmt: skip
+    defaults = GenerationConfig()
+    report["checks"] = quality_checks(_finite(report), defaults.search, defaults.beam_width)
+    return _write(report, out)
