@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Bundled model v2: pretrain on POP909 + the Final Fantasy train split, then fine-tune on the
+# Final Fantasy train split alone. See ff-piano-v2.md for what each stage measured.
+#   1. RUNS/v2-pretrain-data: a folder of symlinks, all 909 POP909 files and the 81 files of
+#      final-fantasy-piano's train split (its val and test files stay out of every stage).
+#   2. RUNS/v2-pretrain: the `default` preset, context 1024, PRETRAIN_STEPS steps of 16 x 1024.
+#   3. RUNS/v2-finetune: from v2-pretrain/last, FINETUNE_STEPS steps on final-fantasy-piano.
+# Usage: configs/ff-piano-v2.sh [DATASETS_DIR] [RUNS_DIR]
+# Every stage resumes where it stopped (a finished stage is a no-op), so the script can be
+# rerun after a kill or on the next day. Keep RUNS outside the repository.
+set -euo pipefail
+DATASETS=${1:-../shared/datasets}
+RUNS=${2:-../runs}
+PRETRAIN_STEPS=${PRETRAIN_STEPS:-1300}
+FINETUNE_STEPS=${FINETUNE_STEPS:-300}
+THREADS=${THREADS:-2}
+FF="$DATASETS/final-fantasy-piano"
+MIX="$RUNS/v2-pretrain-data"
+
+mkdir -p "$MIX/pop909" "$MIX/ff-train"
+python - "$DATASETS" "$MIX" <<'PY'
+import sys
+from pathlib import Path
+
+from tunesmith.data.prepare import find_midi_files
+from tunesmith.data.split import assign_splits
+
+datasets, mix = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
+ff = datasets / "final-fantasy-piano"
+for rel, split in assign_splits(find_midi_files(ff)).items():
+    link = mix / "ff-train" / rel
+    if split == "train" and not link.is_symlink():
+        link.symlink_to(ff / rel)
+for rel in find_midi_files(datasets / "pop909"):
+    link = mix / "pop909" / rel
+    if not link.is_symlink():
+        link.symlink_to(datasets / "pop909" / rel)
+PY
+
+# train_or_resume DATA OUT STEPS [OPTIONS...]: a fresh run with OPTIONS, or resume OUT to STEPS.
+train_or_resume() {
+  local data=$1 out=$2 steps=$3
+  shift 3
+  if [ -d "$out/last" ]; then
+    tunesmith train "$data" --out "$out" --resume --max-steps "$steps" --threads "$THREADS"
+  else
+    tunesmith train "$data" --out "$out" --max-steps "$steps" --threads "$THREADS" "$@"
+  fi
+}
+
+train_or_resume "$MIX" "$RUNS/v2-pretrain" "$PRETRAIN_STEPS" \
+  --preset default --seq-len 1024 --batch-size 16 --lr 6e-4 --warmup-steps 100 \
+  --decay-steps "$PRETRAIN_STEPS" --augment-transpose 5 --eval-every 100 --eval-batches 8 \
+  --log-every 10 --seed 0 --precision fp32
+
+train_or_resume "$FF" "$RUNS/v2-finetune" "$FINETUNE_STEPS" \
+  --init-from "$RUNS/v2-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
+  --warmup-steps 30 --decay-steps "$FINETUNE_STEPS" --augment-transpose 5 --eval-every 50 \
+  --log-every 10 --seed 0 --precision fp32
