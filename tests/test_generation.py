@@ -119,7 +119,7 @@ def test_prompt_notes_and_long_prompt_warning(gen):
     assert res.n_prompt_notes == 200 and res.warnings and "context" in res.warnings[0]
     res = gen.generate(long_prompt, prompt_notes=10, notes=4, seed=1)
     assert res.n_prompt_notes == 10 and not res.warnings
-    with pytest.raises(BadParameterError, match="--prompt-notes"):
+    with pytest.raises(BadParameterError, match="prompt_notes"):
         gen.generate(long_prompt, prompt_notes=-1)
     with pytest.raises(BadMidiError, match="no notes"):
         gen.generate(score_from_grid(np.zeros((0, 3))))
@@ -128,23 +128,23 @@ def test_prompt_notes_and_long_prompt_warning(gen):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"search": "sideways"}, "--search"),
-        ({"notes": 0}, "--notes"),
-        ({"notes": -3}, "--notes"),
-        ({"bars": 0}, "--bars"),
-        ({"creativity": 1001}, "--creativity"),
-        ({"creativity": -1}, "--creativity"),
-        ({"top_k_notes": 0}, "--top-k"),
-        ({"top_k_offset": -1}, "--top-k-offset"),
-        ({"temperature": 0}, "--temperature"),
-        ({"top_p": 1.5}, "--top-p"),
-        ({"beam_width": 0}, "--beam-width"),
-        ({"scale": "H:major"}, "--scale"),
-        ({"scale": "C:ultra"}, "--scale"),
-        ({"pitch_range": "90-40"}, "--pitch-range"),
-        ({"pitch_range": "10-200"}, "--pitch-range"),
-        ({"max_polyphony": 0}, "--max-polyphony"),
-        ({"max_repeat": 0}, "--max-repeat"),
+        ({"search": "sideways"}, "search"),
+        ({"notes": 0}, "notes"),
+        ({"notes": -3}, "notes"),
+        ({"bars": 0}, "bars"),
+        ({"creativity": 1001}, "creativity"),
+        ({"creativity": -1}, "creativity"),
+        ({"top_k_notes": 0}, "top_k_notes"),
+        ({"top_k_offset": -1}, "top_k_offset"),
+        ({"temperature": 0}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"beam_width": 0}, "beam_width"),
+        ({"scale": "H:major"}, "scale"),
+        ({"scale": "C:ultra"}, "scale"),
+        ({"pitch_range": "90-40"}, "pitch_range"),
+        ({"pitch_range": "10-200"}, "pitch_range"),
+        ({"max_polyphony": 0}, "max_polyphony"),
+        ({"max_repeat": 0}, "max_repeat"),
         ({"volume": 3}, "unknown generation parameter"),
     ],
 )
@@ -160,7 +160,7 @@ def test_scale_and_range_that_leave_no_pitch_is_an_error(gen):
 
 
 def test_top_k_offset_that_leaves_no_candidate_is_an_error(gen):
-    with pytest.raises(BadParameterError, match="--top-k-offset: 13 leaves no candidate"):
+    with pytest.raises(BadParameterError, match="top_k_offset: 13 leaves no candidate"):
         gen.generate(None, search="top_k", top_k_offset=13, pitch_range="60-71")
     # 12 pitches and the rest: an offset of 12 still leaves the least likely one
     assert gen.generate(
