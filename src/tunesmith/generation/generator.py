@@ -16,7 +16,7 @@ import torch
 
 from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.grammar import pitch_allowed
+from tunesmith.generation.grammar import pitch_allowed, token_pitches
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
@@ -109,6 +109,23 @@ def _config(config: GenerationConfig | None, params: dict[str, Any]) -> Generati
     return cfg.with_params(**params) if params else cfg
 
 
+def _load_failure(path: str | Path | None, err: BaseException) -> BadCheckpointError:
+    """A one-line refusal naming the checkpoint whose config.json could not be built."""
+    where = path if path is not None else "the bundled model"
+    text = str(err)
+    if isinstance(err, BadParameterError):
+        reason = f"bad model config ({text})"
+    elif "size mismatch" in text:
+        reason = "the weights' shapes do not match config.json"
+    elif isinstance(err, MemoryError) or "allocate" in text:
+        reason = "config.json describes a model too large for this machine's memory"
+    elif isinstance(err, AttributeError | TypeError):
+        reason = f"config.json has a missing or malformed model section ({text[:120]})"
+    else:
+        reason = f"cannot build the model ({(text.strip().splitlines() or ['?'])[0][:120]})"
+    return BadCheckpointError(f"{where}: {reason}")
+
+
 class Generator:
     """Continue a prompt (or start from nothing) with a trained model."""
 
@@ -142,13 +159,11 @@ class Generator:
         A config that does not fit its weights or cannot be allocated is refused as a
         :class:`BadCheckpointError` naming the folder.
         """
+        # The checkpoint layer trusts config.json's shapes; what they break is named here.
         try:
             ckpt = load_checkpoint(path, device=device)
         except (RuntimeError, MemoryError, AttributeError, TypeError, ValueError) as err:
-            if isinstance(err, BadParameterError):
-                raise BadCheckpointError(f"{path}: bad config.json ({err})") from None
-            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            raise BadCheckpointError(f"{path}: cannot load the model ({reason})") from None
+            raise _load_failure(path, err) from None
         return cls(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum, num_threads)
 
     def encode_prompt(
@@ -212,6 +227,27 @@ class Generator:
         seconds = time.perf_counter() - t0
         return self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
 
+    def _no_legal_note(
+        self, cfg: GenerationConfig, grid: np.ndarray, n_new: int, stop_reason: str
+    ) -> bool:
+        """Whether decoding stopped short of ``notes`` because the rules forbid every note.
+
+        Stopping on length short of the target means the safety net ran out while
+        only rests were legal. An EOS short of it counts when the one pitch the scale
+        and range allow has reached ``max_repeat`` (the only rule that never lifts).
+        """
+        if cfg.bars is not None or n_new >= (cfg.notes or 0):
+            return False
+        if stop_reason == "length":
+            return True
+        if stop_reason != "eos" or cfg.max_repeat is None or len(grid) < cfg.max_repeat:
+            return False
+        allowed = np.flatnonzero(pitch_allowed(self.tokenizer, cfg))
+        if len(allowed) != 1:
+            return False
+        only = token_pitches(self.tokenizer)[allowed[0]]
+        return bool((grid[-cfg.max_repeat :, 1] == only).all())
+
     def _result(
         self,
         prompt_ids: list[int],
@@ -231,7 +267,7 @@ class Generator:
             grid = grid_notes(score)
         n_new = max(0, len(grid) - n_prompt)
         stop_reason = decoded.stop_reason
-        if stop_reason == "length" and cfg.bars is None and n_new < (cfg.notes or 0):
+        if self._no_legal_note(cfg, grid, n_new, stop_reason):
             stop_reason = NO_LEGAL_NOTE
             warnings.append(
                 f"the rules (scale, pitch range, max repeat, polyphony) left no legal note "

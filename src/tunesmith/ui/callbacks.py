@@ -174,7 +174,6 @@ def generate(
     source = upload or example
     request = GenerationRequest(config=config)
     if source:
-        # The CLI's sidecar keeps 16 hex digits of the prompt's SHA-256; so does this.
         info = {"name": Path(source).name, "sha256": sha256_file(source)}
         request = GenerationRequest(
             config=config,

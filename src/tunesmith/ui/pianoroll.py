@@ -13,8 +13,8 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from tunesmith.errors import BadParameterError
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
-STEPS_PER_BAR = 16  # 4/4 on the 16th-note grid
 PROMPT_COLOUR = "#7f8c9a"  # slate grey: what the user brought
 NEW_COLOUR = "#e4572e"  # warm orange: what the model wrote
 BAR_COLOUR = "#c9ced6"
