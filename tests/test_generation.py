@@ -93,11 +93,30 @@ def test_max_repeat_caps_runs_of_one_pitch(gen):
     assert max(runs) <= 2
 
 
-def test_creativity_1000_removes_rests_where_notes_are_possible(gen):
-    res = gen.generate(None, search="top_p", notes=30, creativity=1000, seed=4, stop_at_eos=False)
-    seps = sum(t == TOK.sep_id for t in res.new_ids)
-    # a rest happens only once a step holds every allowed pitch below its lowest note
-    assert seps <= res.n_new_notes // 2
+def _sep_probabilities(gen, monkeypatch, creativity):
+    """Per sampled token: the separator's probability and whether another token was legal."""
+    seen = []
+    real = P.pick_sample
+
+    def spy(logits, generator):
+        probs = torch.softmax(logits.float(), dim=-1)[0]
+        others = torch.isfinite(logits[0]).clone()
+        others[TOK.sep_id] = False
+        seen.append((float(probs[TOK.sep_id]), bool(others.any())))
+        return real(logits, generator)
+
+    monkeypatch.setattr(P, "pick_sample", spy)
+    gen.generate(None, search="top_p", top_p=1.0, notes=30, creativity=creativity, seed=4,
+                 stop_at_eos=False)  # fmt: skip
+    return seen
+
+
+def test_creativity_1000_gives_a_rest_no_chance_where_another_token_is_legal(gen, monkeypatch):
+    seen = _sep_probabilities(gen, monkeypatch, 1000)
+    assert seen and all(p == 0.0 for p, others in seen if others)
+    assert any(p == 1.0 for p, others in seen if not others)  # a forced rest stays possible
+    # Without the knob the same positions do give rests a chance: the test can fail.
+    assert any(p > 0.0 for p, others in _sep_probabilities(gen, monkeypatch, 0) if others)
 
 
 def test_callback_reports_progress_and_cancels(gen):
