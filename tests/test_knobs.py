@@ -138,3 +138,10 @@ def test_non_finite_weights_are_refused():
         next(model.parameters())[0, 0] = float("nan")
     with pytest.raises(BadCheckpointError, match="not finite"):
         Generator(model, tok)
+
+
+def test_the_docs_table_is_the_knobs():
+    from tunesmith.generation.config import knob_table
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "KNOBS.md"
+    assert docs.read_text().endswith(knob_table()), "regenerate docs/KNOBS.md (see its header)"

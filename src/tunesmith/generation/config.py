@@ -154,3 +154,19 @@ class GenerationConfig:
 def knobs() -> dict[str, Knob]:
     """Every field's knob, by field name, in declaration order."""
     return {f.name: knob_of(f) for f in fields(GenerationConfig)}
+
+
+def knob_table() -> str:
+    """Every knob as a Markdown table (docs/KNOBS.md is this, checked by a test)."""
+    defaults = GenerationConfig().to_dict()
+    lines = ["| field | flag | default | allowed | searches | help |", "|---|---|---|---|---|---|"]
+    for name, k in knobs().items():
+        allowed = ", ".join(k.choices) if k.choices else k.bounds_text()
+        if k.kind in (str, bool) and not k.choices:
+            allowed = "true/false" if k.kind is bool else "text"
+        allowed += " or none" if k.optional else ""
+        searches = "all" if set(k.searches) == set(SEARCHES) else ", ".join(k.searches)
+        lines.append(
+            f"| `{name}` | `{k.flag}` | {defaults[name]} | {allowed} | {searches} | {k.help} |"
+        )
+    return "\n".join(lines) + "\n"
