@@ -78,6 +78,7 @@ REFUSED = {  # name -> (argv after the model and --out, a word the one line must
     "replay prompt gone": (["--replay", "prompt-gone"], "no longer exists"),
     "replay bad prompt_notes": (["--replay", "bad-prompt-notes"], "prompt_notes"),
     "replay not json": (["--replay", "not-json"], "not a generate JSON sidecar"),
+    "replay of an upload": (["--replay", "upload"], "give the prompt intro.mid with --prompt"),
 }
 
 SIDECARS = {
@@ -88,6 +89,7 @@ SIDECARS = {
     "huge-seed": lambda r: r["params"].__setitem__("seed", 10**30),
     "prompt-gone": lambda r: r.update(prompt_path="/nonexistent/p.mid", prompt_sha256="ab"),
     "bad-prompt-notes": lambda r: r.__setitem__("prompt_notes", "all"),
+    "upload": lambda r: r.update(prompt_name="intro.mid", prompt_sha256="ab"),
 }
 
 

@@ -105,6 +105,10 @@ def make_plan(args: argparse.Namespace) -> Plan:
     except TunesmithError as err:
         raise TunesmithError(f"--replay {err}") from None
     prompt = args.prompt or replay.prompt_path
+    if not prompt and replay.prompt_sha256:  # the web UI's records name an upload, not a path
+        raise TunesmithError(
+            f"--replay {args.replay}: give the prompt {replay.prompt_name or ''} with --prompt"
+        )
     if prompt and not args.prompt and not Path(prompt).is_file():
         raise TunesmithError(
             f"--replay {args.replay}: the prompt {prompt} no longer exists (give it with --prompt)"

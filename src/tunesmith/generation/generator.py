@@ -77,9 +77,6 @@ class GenerationResult:
         return self.ids[self.prompt_length :]
 
 
-Prompt = "symusic.Score | str | os.PathLike[str] | None"
-
-
 def check_finite_weights(model: Transformer, where: str) -> None:
     """Refuse a model with a NaN or infinite weight: it would write silence or noise."""
     for name, tensor in model.state_dict().items():
@@ -87,7 +84,7 @@ def check_finite_weights(model: Transformer, where: str) -> None:
             raise BadCheckpointError(f"{where}: weight {name} is not finite (NaN or inf)")
 
 
-def _as_score(prompt: Prompt) -> symusic.Score | None:
+def _as_score(prompt: symusic.Score | str | os.PathLike[str] | None) -> symusic.Score | None:
     """The prompt as a Score: a path (str or PathLike) is read as a MIDI file."""
     if prompt is None or isinstance(prompt, symusic.Score):
         return prompt
@@ -194,7 +191,7 @@ class Generator:
     @torch.inference_mode()
     def generate(
         self,
-        prompt: Prompt = None,
+        prompt: symusic.Score | str | os.PathLike[str] | None = None,
         prompt_notes: int | None = None,
         config: GenerationConfig | None = None,
         callback: Callback | None = None,

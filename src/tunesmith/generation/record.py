@@ -91,6 +91,7 @@ class Replay:
     model_path: str | None
     model_sha256: str | None
     prompt_path: str | None
+    prompt_name: str | None
     prompt_sha256: str | None
     prompt_notes: int | None
 
@@ -112,7 +113,7 @@ def load_record(path: str | os.PathLike[str]) -> Replay:
     return Replay(config=config, prompt_notes=prompt_notes, **texts)
 
 
-_TEXT_FIELDS = ("model_path", "model_sha256", "prompt_path", "prompt_sha256")
+_TEXT_FIELDS = ("model_path", "model_sha256", "prompt_path", "prompt_name", "prompt_sha256")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
