@@ -49,8 +49,10 @@ def top_k(logits: torch.Tensor, k: torch.Tensor | int, offset: int = 0) -> torch
     """Keep, per row, the candidates ranked ``offset .. offset+k-1`` by logit.
 
     ``k`` may differ per row (``(B,)``). The offset drops the n most likely
-    candidates, as the original's did; it is clipped so that at least the least
-    likely allowed candidate survives.
+    candidates, as the original's did. An offset that leaves no candidate under the
+    rules is refused once, before decoding (``generator.check_candidates``); this only
+    handles the positions where the grammar itself allows fewer candidates than the
+    offset (the lower notes of a chord), by keeping the least likely legal one.
     """
     B, V = logits.shape
     k = torch.as_tensor(k, device=logits.device).expand(B)
