@@ -79,6 +79,8 @@ REFUSED = {  # name -> (argv after the model and --out, a word the one line must
     "replay bad prompt_notes": (["--replay", "bad-prompt-notes"], "prompt_notes"),
     "replay not json": (["--replay", "not-json"], "not a generate JSON sidecar"),
     "replay of an upload": (["--replay", "upload"], "give the prompt intro.mid with --prompt"),
+    "replay with a missing prompt": (["--replay", "upload", "--prompt", "/no/p.mid"], "--prompt"),
+    "replay with a folder prompt": (["--replay", "upload", "--prompt", "{root}"], "no such file"),
 }
 
 SIDECARS = {

@@ -109,7 +109,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         raise TunesmithError(
             f"--replay {args.replay}: give the prompt {replay.prompt_name or ''} with --prompt"
         )
-    if prompt and not args.prompt and not Path(prompt).is_file():
+    if prompt and not Path(prompt).is_file():  # checked before hashing it
+        if args.prompt:
+            raise TunesmithError(f"--prompt {prompt}: no such file")
         raise TunesmithError(
             f"--replay {args.replay}: the prompt {prompt} no longer exists (give it with --prompt)"
         )
