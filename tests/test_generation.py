@@ -93,11 +93,30 @@ def test_max_repeat_caps_runs_of_one_pitch(gen):
     assert max(runs) <= 2
 
 
-def test_creativity_1000_removes_rests_where_notes_are_possible(gen):
-    res = gen.generate(None, search="top_p", notes=30, creativity=1000, seed=4, stop_at_eos=False)
-    seps = sum(t == TOK.sep_id for t in res.new_ids)
-    # a rest happens only once a step holds every allowed pitch below its lowest note
-    assert seps <= res.n_new_notes // 2
+def _sep_probabilities(gen, monkeypatch, creativity):
+    """Per sampled token: the separator's probability and whether another token was legal."""
+    seen = []
+    real = P.pick_sample
+
+    def spy(logits, generator):
+        probs = torch.softmax(logits.float(), dim=-1)[0]
+        others = torch.isfinite(logits[0]).clone()
+        others[TOK.sep_id] = False
+        seen.append((float(probs[TOK.sep_id]), bool(others.any())))
+        return real(logits, generator)
+
+    monkeypatch.setattr(P, "pick_sample", spy)
+    gen.generate(None, search="top_p", top_p=1.0, notes=30, creativity=creativity, seed=4,
+                 stop_at_eos=False)  # fmt: skip
+    return seen
+
+
+def test_creativity_1000_gives_a_rest_no_chance_where_another_token_is_legal(gen, monkeypatch):
+    seen = _sep_probabilities(gen, monkeypatch, 1000)
+    assert seen and all(p == 0.0 for p, others in seen if others)
+    assert any(p == 1.0 for p, others in seen if not others)  # a forced rest stays possible
+    # Without the knob the same positions do give rests a chance: the test can fail.
+    assert any(p > 0.0 for p, others in _sep_probabilities(gen, monkeypatch, 0) if others)
 
 
 def test_callback_reports_progress_and_cancels(gen):
@@ -119,7 +138,7 @@ def test_prompt_notes_and_long_prompt_warning(gen):
     assert res.n_prompt_notes == 200 and res.warnings and "context" in res.warnings[0]
     res = gen.generate(long_prompt, prompt_notes=10, notes=4, seed=1)
     assert res.n_prompt_notes == 10 and not res.warnings
-    with pytest.raises(BadParameterError, match="--prompt-notes"):
+    with pytest.raises(BadParameterError, match="prompt_notes"):
         gen.generate(long_prompt, prompt_notes=-1)
     with pytest.raises(BadMidiError, match="no notes"):
         gen.generate(score_from_grid(np.zeros((0, 3))))
@@ -128,23 +147,23 @@ def test_prompt_notes_and_long_prompt_warning(gen):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"search": "sideways"}, "--search"),
-        ({"notes": 0}, "--notes"),
-        ({"notes": -3}, "--notes"),
-        ({"bars": 0}, "--bars"),
-        ({"creativity": 1001}, "--creativity"),
-        ({"creativity": -1}, "--creativity"),
-        ({"top_k_notes": 0}, "--top-k"),
-        ({"top_k_offset": -1}, "--top-k-offset"),
-        ({"temperature": 0}, "--temperature"),
-        ({"top_p": 1.5}, "--top-p"),
-        ({"beam_width": 0}, "--beam-width"),
-        ({"scale": "H:major"}, "--scale"),
-        ({"scale": "C:ultra"}, "--scale"),
-        ({"pitch_range": "90-40"}, "--pitch-range"),
-        ({"pitch_range": "10-200"}, "--pitch-range"),
-        ({"max_polyphony": 0}, "--max-polyphony"),
-        ({"max_repeat": 0}, "--max-repeat"),
+        ({"search": "sideways"}, "search"),
+        ({"notes": 0}, "notes"),
+        ({"notes": -3}, "notes"),
+        ({"bars": 0}, "bars"),
+        ({"creativity": 1001}, "creativity"),
+        ({"creativity": -1}, "creativity"),
+        ({"top_k_notes": 0}, "top_k_notes"),
+        ({"top_k_offset": -1}, "top_k_offset"),
+        ({"temperature": 0}, "temperature"),
+        ({"top_p": 1.5}, "top_p"),
+        ({"beam_width": 0}, "beam_width"),
+        ({"scale": "H:major"}, "scale"),
+        ({"scale": "C:ultra"}, "scale"),
+        ({"pitch_range": "90-40"}, "pitch_range"),
+        ({"pitch_range": "10-200"}, "pitch_range"),
+        ({"max_polyphony": 0}, "max_polyphony"),
+        ({"max_repeat": 0}, "max_repeat"),
         ({"volume": 3}, "unknown generation parameter"),
     ],
 )
@@ -160,7 +179,7 @@ def test_scale_and_range_that_leave_no_pitch_is_an_error(gen):
 
 
 def test_top_k_offset_that_leaves_no_candidate_is_an_error(gen):
-    with pytest.raises(BadParameterError, match="--top-k-offset: 13 leaves no candidate"):
+    with pytest.raises(BadParameterError, match="top_k_offset: 13 leaves no candidate"):
         gen.generate(None, search="top_k", top_k_offset=13, pitch_range="60-71")
     # 12 pitches and the rest: an offset of 12 still leaves the least likely one
     assert gen.generate(

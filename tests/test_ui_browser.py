@@ -39,18 +39,16 @@ def make_generator() -> tuple[object, str]:
     """What the app serves here: the bundled model when it exists, else a random tiny one.
 
     The random-weight model runs the real Generator code (tokenizer, search, decoding)
-    without a trained checkpoint; the fake is the last resort while generation is absent.
+    without a trained checkpoint.
     """
-    try:
-        import torch
+    import torch
 
-        from tunesmith.generation.generator import Generator
-        from tunesmith.model.checkpoint import bundled_model_path
-        from tunesmith.model.config import preset
-        from tunesmith.model.transformer import Transformer
-        from tunesmith.tokenization.seed import SeedTokenizer
-    except ImportError as err:
-        return FakeGenerator(), f"fake generator ({err})"
+    from tunesmith.generation.generator import Generator
+    from tunesmith.model.checkpoint import bundled_model_path
+    from tunesmith.model.config import preset
+    from tunesmith.model.transformer import Transformer
+    from tunesmith.tokenization.seed import SeedTokenizer
+
     if bundled_model_path().exists():
         return Generator.from_pretrained(), "the bundled model"
     torch.manual_seed(0)

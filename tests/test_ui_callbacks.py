@@ -1,4 +1,4 @@
-"""The web UI's callbacks as plain functions, with a fake (and once a real tiny) generator."""
+"""The web UI's callbacks as plain functions, driving the real Generator on a tiny model."""
 
 from __future__ import annotations
 
@@ -9,21 +9,42 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from tunesmith.errors import BadMidiError, BadParameterError, TunesmithError
+from tunesmith.generation import GenerationConfig, Generator
+from tunesmith.model import Transformer, preset, save_checkpoint
 from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_from_grid
+from tunesmith.tokenization.seed import SeedTokenizer
 from tunesmith.ui import audio, callbacks
-from tunesmith.ui.params import build_params, parse_prompt_notes
+from tunesmith.ui.params import config_from_controls, control_specs, parse_prompt_notes
 from tunesmith.ui.state import HISTORY_LIMIT, Session, StopFlags
-from ui_fakes import FakeGenerator
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "final-fantasy-piano"
 
 
-def small_params(**overrides):
+def small_params(**overrides) -> GenerationConfig:
     values = {"search": "top_k", "notes": 12, "seed": 1}
     values.update(overrides)
-    return build_params(**values)
+    return config_from_controls(values)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A tiny random-weight model that never ends a piece early, saved as a checkpoint."""
+    tok = SeedTokenizer()
+    torch.manual_seed(0)
+    model = Transformer(preset("tiny-seed", tok.vocab_size), pad_id=tok.pad_id)
+    with torch.no_grad():
+        model.head.bias[tok.eos_id] = -1e4
+    path = tmp_path_factory.mktemp("model") / "tiny"
+    save_checkpoint(path, model, tok)
+    return path
+
+
+@pytest.fixture(scope="module")
+def gen(checkpoint) -> Generator:
+    return Generator.from_pretrained(checkpoint)
 
 
 @pytest.fixture
@@ -52,49 +73,64 @@ def notes_in(path: str | Path) -> int:
 
 
 def test_only_the_chosen_search_knobs_are_passed():
-    greedy = build_params("greedy", 10, top_k_notes=0, top_p=7)  # stale hidden values ignored
-    assert greedy == {
-        "search": "greedy", "notes": 10, "creativity": 0, "seed": 0,
-        "scale": None, "pitch_range": None, "max_polyphony": None,
-    }  # fmt: skip
-    top_k = build_params("top_k", 10.0, top_k_notes=5.0, top_k_durations=3, top_k_offset=1)
-    assert (top_k["top_k_notes"], top_k["top_k_durations"], top_k["top_k_offset"]) == (5, 3, 1)
-    assert isinstance(top_k["notes"], int) and "top_p" not in top_k
-    top_p = build_params("top_p", 10, temperature=0.7, top_p=0.8)
-    assert (top_p["temperature"], top_p["top_p"]) == (0.7, 0.8) and "beam_width" not in top_p
-    assert build_params("beam", 10, beam_width=3)["beam_width"] == 3
+    defaults = GenerationConfig()
+    greedy = config_from_controls({"search": "greedy", "notes": 10, "top_k_notes": 0, "top_p": 7})
+    assert greedy == GenerationConfig(search="greedy", notes=10)  # stale hidden values ignored
+    top_k = config_from_controls({"search": "top_k", "notes": 10.0, "top_k_notes": 5.0,
+                                  "top_k_durations": 3, "top_k_offset": 1, "top_p": 7})  # fmt: skip
+    assert (top_k.top_k_notes, top_k.top_k_durations, top_k.top_k_offset) == (5, 3, 1)
+    assert isinstance(top_k.notes, int) and top_k.top_p == defaults.top_p
+    top_p = config_from_controls({"search": "top_p", "notes": 10, "temperature": 0.7,
+                                  "top_p": 0.8, "beam_width": 0})  # fmt: skip
+    assert (top_p.temperature, top_p.top_p, top_p.beam_width) == (0.7, 0.8, defaults.beam_width)
+    assert config_from_controls({"search": "beam", "notes": 10, "beam_width": 3}).beam_width == 3
 
 
 def test_constraints_empty_means_none():
-    params = build_params("greedy", 5, scale="  ", pitch_range="", max_polyphony=0)
-    assert params["scale"] is params["pitch_range"] is params["max_polyphony"] is None
-    params = build_params("greedy", 5, scale=" C:major ", pitch_range="48-84", max_polyphony=3.0)
-    assert (params["scale"], params["pitch_range"], params["max_polyphony"]) == (
-        "C:major",
-        "48-84",
-        3,
-    )
+    values = {"search": "greedy", "notes": 5, "scale": "  ", "pitch_range": "",
+              "max_polyphony": 0, "max_repeat": 0.0}  # fmt: skip
+    cfg = config_from_controls(values)
+    assert cfg.scale is cfg.pitch_range is cfg.max_polyphony is cfg.max_repeat is None
+    values.update(scale=" C:major ", pitch_range="48-84", max_polyphony=3.0)
+    cfg = config_from_controls(values)
+    assert (cfg.scale, cfg.pitch_range, cfg.max_polyphony) == ("C:major", "48-84", 3)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("values", "match"),
     [
-        ({"search": "sideways", "notes": 5}, "unknown search"),
-        ({"search": "greedy", "notes": 0}, "new notes"),
-        ({"search": "greedy", "notes": 2.5}, "whole number"),
-        ({"search": "greedy", "notes": None}, "a number is needed"),
-        ({"search": "greedy", "notes": 10**6}, "outside"),
-        ({"search": "greedy", "notes": 5, "creativity": 1001}, "creativity"),
-        ({"search": "greedy", "notes": 5, "seed": -1}, "seed"),
-        ({"search": "beam", "notes": 5, "beam_width": 0}, "beam_width"),
-        ({"search": "top_p", "notes": 5, "temperature": "hot"}, "not a number"),
-        ({"search": "greedy", "notes": 5, "max_polyphony": -2}, "max polyphony"),
+        ({"search": "sideways", "notes": 5}, "^search: unknown search"),
+        ({"search": "greedy", "notes": 0}, "^notes: must be in"),
+        ({"search": "greedy", "notes": 2.5}, "^notes: 2.5 is not a whole number"),
+        ({"search": "greedy", "notes": None}, "^notes: a number is needed"),
+        ({"search": "greedy", "notes": 10**6}, "^notes: .* limit of 1024"),
+        ({"search": "greedy", "notes": 5, "creativity": 1001}, "^creativity"),
+        ({"search": "greedy", "notes": 5, "seed": -1}, "^seed"),
+        ({"search": "beam", "notes": 5, "beam_width": 0}, "^beam_width"),
+        ({"search": "top_p", "notes": 5, "temperature": "hot"}, "^temperature: .* not a number"),
+        ({"search": "greedy", "notes": 5, "max_polyphony": -2}, "^max_polyphony"),
     ],
 )
-def test_bad_parameters_are_one_line_errors(kwargs, match):
+def test_bad_parameters_are_one_line_errors(values, match):
     with pytest.raises(BadParameterError, match=match) as info:
-        build_params(**kwargs)
+        config_from_controls(values)
     assert "\n" not in str(info.value)
+
+
+def test_controls_are_the_config_knobs():
+    """Every control is a GenerationConfig field with that field's default and range."""
+    from dataclasses import fields
+
+    by_name = {f.name: f for f in fields(GenerationConfig)}
+    for spec in control_specs():
+        knob = by_name[spec.name].metadata["knob"]
+        default = by_name[spec.name].default
+        assert spec.value == (default if default is not None else knob.ui_off)
+        if spec.kind == "slider":
+            assert knob.low <= spec.low and spec.high <= (knob.high or spec.high)
+            GenerationConfig(**{spec.name: type(default)(spec.low)})  # both ends are valid
+            GenerationConfig(**{spec.name: type(default)(spec.high)})
+        assert spec.searches == knob.searches
 
 
 def test_prompt_notes_empty_means_all():
@@ -145,11 +181,9 @@ def test_examples_are_a_few_sorted_midi_files(tmp_path):
 # --- generate, extend, undo ---------------------------------------------------
 
 
-def test_generate_from_nothing(out_dir):
-    gen = FakeGenerator()
+def test_generate_from_nothing(gen, out_dir):
     session, view = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
     assert len(session.history) == 1 and session.current.n_prompt_notes == 0
-    assert gen.calls[0]["prompt"] is None and gen.calls[0]["prompt_notes"] is None
     sample_rate, samples = view.audio
     assert sample_rate == callbacks.AUDIO_SAMPLE_RATE and len(samples) > sample_rate // 2
     assert view.roll.dtype == np.uint8 and view.roll.ndim == 3 and view.roll.shape[2] == 3
@@ -161,16 +195,14 @@ def test_generate_from_nothing(out_dir):
     assert record["params"]["notes"] == 12 and record["extensions"] == []
 
 
-def test_generate_from_upload_extend_and_undo(prompt_file, out_dir):
-    gen = FakeGenerator()
+def test_generate_from_upload_extend_and_undo(gen, prompt_file, out_dir):
     params = small_params()
     s1, v1 = callbacks.generate(gen, Session(), str(prompt_file), None, 20, params, out_dir)
-    assert gen.calls[0]["prompt_notes"] == 20 and s1.current.n_prompt_notes == 20
+    assert s1.current.n_prompt_notes == 20
     assert notes_in(v1.midi_path) == 32
     assert json.loads(v1.params_json)["prompt_name"] == prompt_file.name
 
     s2, v2 = callbacks.extend(gen, s1, small_params(notes=8, seed=2), out_dir)
-    assert gen.calls[1]["prompt_notes"] is None  # the whole current piece is the prompt
     assert notes_in(v2.midi_path) == 40 and s2.current.n_prompt_notes == 32
     record = json.loads(v2.params_json)
     assert record["params"]["notes"] == 12 and record["extensions"][0]["params"]["seed"] == 2
@@ -182,36 +214,34 @@ def test_generate_from_upload_extend_and_undo(prompt_file, out_dir):
         callbacks.undo(s3, out_dir)
 
 
-def test_example_is_used_when_nothing_is_uploaded(prompt_file, out_dir):
-    gen = FakeGenerator()
+def test_example_is_used_when_nothing_is_uploaded(gen, prompt_file, out_dir):
     session, _ = callbacks.generate(gen, Session(), None, prompt_file, 10, small_params(), out_dir)
     assert (
         session.current.n_prompt_notes == 10 and session.current.prompt["name"] == prompt_file.name
     )
 
 
-def test_extend_needs_a_piece(out_dir):
+def test_extend_needs_a_piece(gen, out_dir):
     with pytest.raises(TunesmithError, match="press Generate first"):
-        callbacks.extend(FakeGenerator(), Session(), small_params(), out_dir)
+        callbacks.extend(gen, Session(), small_params(), out_dir)
 
 
-def test_bad_upload_and_bad_params_leave_the_session_as_it_was(tmp_path, out_dir):
-    gen = FakeGenerator()
+def test_bad_upload_and_bad_params_leave_the_session_as_it_was(gen, tmp_path, out_dir):
     session, _ = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
     junk = tmp_path / "junk.mid"
     junk.write_bytes(b"hello")
     with pytest.raises(BadMidiError):
         callbacks.generate(gen, session, str(junk), None, None, small_params(), out_dir)
-    contradiction = small_params(top_k_notes=2, top_k_offset=200)
-    with pytest.raises(BadParameterError, match="top-k-offset"):
+    # 12 pitches and the rest leave no candidate for an offset of 13: the Generator refuses.
+    contradiction = small_params(top_k_offset=13, pitch_range="60-71")
+    with pytest.raises(BadParameterError, match="^top_k_offset: 13 leaves no candidate"):
         callbacks.extend(gen, session, contradiction, out_dir)
     # The session still works afterwards.
     again, view = callbacks.extend(gen, session, small_params(), out_dir)
     assert len(again.history) == 2 and notes_in(view.midi_path) == 24
 
 
-def test_sessions_are_isolated(out_dir):
-    gen = FakeGenerator()
+def test_sessions_are_isolated(gen, out_dir):
     alice, va = callbacks.generate(gen, Session(), None, None, None, small_params(seed=1), out_dir)
     bob, vb = callbacks.generate(gen, Session(), None, None, None, small_params(seed=2), out_dir)
     alice2, _ = callbacks.extend(gen, alice, small_params(), out_dir)
@@ -220,8 +250,7 @@ def test_sessions_are_isolated(out_dir):
     assert Session().history == ()  # a fresh tab starts empty
 
 
-def test_history_is_bounded(out_dir):
-    gen = FakeGenerator()
+def test_history_is_bounded(gen, out_dir):
     session, _ = callbacks.generate(
         gen, Session(), None, None, None, small_params(notes=2), out_dir
     )
@@ -231,15 +260,16 @@ def test_history_is_bounded(out_dir):
     assert len(load_midi(session.current.midi).tracks[0].notes) == 2 * (HISTORY_LIMIT + 3)
 
 
-def test_progress_and_stop(out_dir):
-    gen = FakeGenerator()
+def test_progress_and_stop(gen, out_dir):
     seen = []
-    stop_after_three = lambda: len(seen) >= 4  # noqa: E731
+    stop_after_three = lambda: seen[-1][0] >= 3  # noqa: E731
     session, view = callbacks.generate(
         gen, Session(), None, None, None, small_params(), out_dir,
         should_stop=stop_after_three, progress=lambda done, total: seen.append((done, total)),
     )  # fmt: skip
-    assert seen == [(0, 12), (1, 12), (2, 12), (3, 12)]
+    # Progress comes after every token (a pitch, then its duration), in new notes.
+    assert seen[0] == (0, 12) and seen[-1] == (3, 12) and {t for _, t in seen} == {12}
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert "Stopped after 3 new notes" in view.message and "stopped early" in view.summary
     assert notes_in(view.midi_path) == 3
     # Stopped before any note: no new version, the old piece stays on screen.
@@ -248,8 +278,8 @@ def test_progress_and_stop(out_dir):
     assert notes_in(view.midi_path) == 3
 
 
-def test_stop_flags_reach_a_running_generation(out_dir):
-    flags, gen = StopFlags(), FakeGenerator(delay=0.01)
+def test_stop_flags_reach_a_running_generation(gen, out_dir):
+    flags = StopFlags()
     assert flags.request("tab") is False  # nothing runs: nothing to stop, nothing remembered
     results = {}
 
@@ -257,7 +287,7 @@ def test_stop_flags_reach_a_running_generation(out_dir):
         should_stop = flags.begin("tab")
         try:
             results["out"] = callbacks.generate(
-                gen, Session(), None, None, None, small_params(notes=2000), out_dir, should_stop
+                gen, Session(), None, None, None, small_params(notes=1000), out_dir, should_stop
             )
         finally:
             flags.end("tab")
@@ -269,62 +299,46 @@ def test_stop_flags_reach_a_running_generation(out_dir):
     assert flags.request("tab") is True
     thread.join(timeout=30)
     session, view = results["out"]
-    assert 0 < notes_in(view.midi_path) < 2000 and "Stopped" in view.message
+    assert 0 < notes_in(view.midi_path) < 1000 and "Stopped" in view.message
     assert flags.request("tab") is False
 
 
-def test_memorisation_figure_is_shown_when_the_checkpoint_has_an_index(out_dir, tmp_path):
+def test_memorisation_figure_is_shown_when_the_checkpoint_has_an_index(gen, out_dir, tmp_path):
     from tunesmith.evaluation.memorisation import INDEX_FILE, MemorisationIndex
 
-    gen = FakeGenerator()
     _, first = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
     assert "copied" not in first.summary  # no index, no claim
     piece = grid_notes(load_midi(first.midi_path))
     MemorisationIndex.build([piece], ["ff7.mid"]).save(tmp_path / INDEX_FILE)
-    gen.checkpoint = tmp_path
-    _, view = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    indexed = Generator(gen.model, gen.tokenizer, checkpoint=tmp_path, checksum=gen.checksum)
+    _, view = callbacks.generate(indexed, Session(), None, None, None, small_params(), out_dir)
     assert view.summary.endswith(f"longest copied run: {len(piece)} notes, from ff7.mid")
 
 
-def test_missing_soundfont_costs_only_the_audio(monkeypatch, out_dir):
+def test_missing_soundfont_costs_only_the_audio(gen, monkeypatch, out_dir):
     monkeypatch.delenv(audio.ENV_SOUNDFONT, raising=False)
     monkeypatch.setattr(audio, "SOUNDFONT_CANDIDATES", ())
-    session, view = callbacks.generate(
-        FakeGenerator(), Session(), None, None, None, small_params(), out_dir
-    )
+    session, view = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
     assert view.audio is None and "No audio: no SoundFont found" in view.message
     assert view.roll is not None and notes_in(view.midi_path) == 12
 
 
-def test_same_piece_same_download_file(out_dir):
-    gen = FakeGenerator()
+def test_same_piece_same_download_file(gen, out_dir):
     _, a = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
     _, b = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
     assert a.midi_path == b.midi_path and len(list(out_dir.iterdir())) == 1
 
 
-def test_real_tiny_generator_and_exact_replay_from_the_cli(prompt_file, out_dir, tmp_path):
-    """The UI drives the real Generator, and its JSON replays the piece byte for byte."""
-    pytest.importorskip("tunesmith.generation.generator")
-    import torch
-
+def test_ui_json_replays_byte_for_byte_from_the_cli(gen, prompt_file, out_dir, tmp_path):
+    """The UI's "Parameters (JSON)" is the CLI's sidecar: --replay remakes the piece."""
     from tunesmith.cli.main import main
-    from tunesmith.generation.generator import Generator
-    from tunesmith.model import Transformer, preset, save_checkpoint
-    from tunesmith.tokenization.seed import SeedTokenizer
 
-    torch.manual_seed(0)
-    checkpoint = tmp_path / "tiny"
-    save_checkpoint(
-        checkpoint, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer()
-    )
-    gen = Generator.from_pretrained(checkpoint)
     params = small_params(notes=10, pitch_range="48-84", seed=7)
     s1, v1 = callbacks.generate(gen, Session(), str(prompt_file), None, 16, params, out_dir)
     s2, v2 = callbacks.extend(gen, s1, small_params(notes=6, search="greedy"), out_dir)
     assert s1.current.n_prompt_notes == 16 and notes_in(v2.midi_path) > notes_in(v1.midi_path)
     record = json.loads(v2.params_json)
-    assert record["params"]["pitch_range"] == "48-84"
+    assert record["params"]["pitch_range"] == "48-84" and record["stop_reason"] == "length"
     assert record["extensions"][0]["params"]["search"] == "greedy"
 
     sidecar = tmp_path / "first.json"
@@ -335,11 +349,18 @@ def test_real_tiny_generator_and_exact_replay_from_the_cli(prompt_file, out_dir,
     assert out.read_bytes() == s1.current.midi
 
 
+def test_no_legal_note_is_said_in_the_message(gen, out_dir):
+    cfg = small_params(notes=16, pitch_range="60-60").with_params(max_repeat=1)
+    _, view = callbacks.generate(gen, Session(), None, None, None, cfg, out_dir)
+    assert "no legal note" in view.message and "no legal note" in view.summary
+    assert json.loads(view.params_json)["stop_reason"] == "no legal note"
+
+
 def test_build_app_without_a_browser():
-    gr = pytest.importorskip("gradio")
+    gr = pytest.importorskip("gradio")  # the app extra, not a part of tunesmith
     from tunesmith.ui.app import build_app
 
     made = []
-    demo = build_app(lambda: made.append(1) or FakeGenerator(), examples_dir=CORPUS)
+    demo = build_app(lambda: made.append(1), examples_dir=CORPUS)
     assert isinstance(demo, gr.Blocks) and made == []  # the model loads at first use, not before
     assert Path(demo.tunesmith_downloads.name).is_dir()

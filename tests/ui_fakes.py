@@ -1,36 +1,23 @@
-"""Stand-ins for the web UI's tests: a Generator with the real one's interface.
+"""A slow stand-in Generator, for browser tests that need a generation to last.
 
-``FakeGenerator`` appends seeded random notes after the prompt, reports progress
-through the callback and honours cancellation, so the UI can be tested without a
-trained model and with exact control over timing and failures.
+``FakeGenerator`` has the real one's ``generate`` signature and returns a real
+:class:`GenerationResult`; it appends seeded random notes after the prompt, ``delay``
+seconds each, reports progress and honours cancellation. Everything else tests the
+real Generator on a tiny model.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import symusic
 
-from tunesmith.errors import BadMidiError, BadParameterError
-from tunesmith.generation.config import GenerationConfig as FakeConfig
+from tunesmith.errors import BadMidiError
+from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.generator import GenerationResult
 from tunesmith.tokenization.midi_io import grid_notes, score_bpm, score_from_grid
-
-
-@dataclass
-class FakeResult:
-    score: symusic.Score
-    grid: np.ndarray
-    n_prompt_notes: int
-    n_new_notes: int
-    seconds: float
-    tokens_per_second: float
-    stop_reason: str
-    config: FakeConfig
-    warnings: list[str]
-    memorisation: Any = None
 
 
 class FakeGenerator:
@@ -39,23 +26,17 @@ class FakeGenerator:
     checkpoint = None
     checksum = "fake"
 
-    def __init__(self, delay: float = 0.0, memorisation: Any = None) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
-        self.memorisation = memorisation
-        self.calls: list[dict[str, Any]] = []
 
     def generate(
         self,
         prompt: symusic.Score | None = None,
         prompt_notes: int | None = None,
-        config: FakeConfig | None = None,
+        config: GenerationConfig | None = None,
         callback: Any = None,
-        **params: Any,
-    ) -> FakeResult:
-        self.calls.append({"prompt": prompt, "prompt_notes": prompt_notes, **params})
-        cfg = FakeConfig(**params)
-        if cfg.search == "top_k" and cfg.top_k_offset > 88:  # as the real one: 88 keys + a rest
-            raise BadParameterError(f"--top-k-offset: {cfg.top_k_offset} leaves no candidate")
+    ) -> GenerationResult:
+        cfg = config or GenerationConfig()
         rows = np.zeros((0, 3), dtype=np.int64)
         if prompt is not None:
             rows = grid_notes(prompt).astype(np.int64)
@@ -83,15 +64,16 @@ class FakeGenerator:
         grid = np.concatenate([rows, np.array(new, dtype=np.int64).reshape(-1, 3)])
         bpm = score_bpm(prompt) if prompt is not None else 120.0
         seconds = max(time.perf_counter() - t0, 1e-6)
-        return FakeResult(
+        return GenerationResult(
             score=score_from_grid(grid, bpm=bpm),
             grid=grid.astype(np.int32),
+            ids=[],
+            prompt_length=0,
             n_prompt_notes=len(rows),
             n_new_notes=len(new),
             seconds=seconds,
             tokens_per_second=2 * len(new) / seconds,
             stop_reason=stop_reason,
             config=cfg,
-            warnings=[],
-            memorisation=self.memorisation,
+            bpm=bpm,
         )

@@ -17,7 +17,17 @@ class BadMidiError(TunesmithError):
 
 
 class BadParameterError(TunesmithError, ValueError):
-    """A parameter outside its allowed range or contradicting another one."""
+    """A parameter outside its allowed range or contradicting another one.
+
+    With ``field`` (a ``GenerationConfig`` field's name) the message reads
+    ``"field: reason"``; front ends that spell the field otherwise (the CLI's
+    ``--flag``) rebuild it from :attr:`field` and :attr:`reason`.
+    """
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.field = field
+        self.reason = reason
 
 
 class BadCheckpointError(TunesmithError):

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import BadParameterError, TunesmithError
+from tunesmith.generation.config import GenerationConfig, knobs
+
+if TYPE_CHECKING:
+    from tunesmith.generation.generator import GenerationResult, Generator
 
 HELP = """Generate music with the bundled model (or --model) and save it as MIDI.
 
@@ -18,178 +21,215 @@ Beside OUT.mid it writes OUT.json with every parameter, the seed and checksums
 of the model and the prompt; `tunesmith generate --replay OUT.json` makes the
 same piece again, byte for byte."""
 
-# CLI flag -> GenerationConfig field (everything that shapes the music)
-PARAMS = (
-    "search", "notes", "bars", "top_k_notes", "top_k_durations", "top_k_offset", "temperature",
-    "top_p", "beam_width", "length_penalty", "creativity", "scale", "pitch_range", "max_polyphony",
-    "max_repeat", "seed", "bpm",
-)  # fmt: skip
+# Parameters of the run that are not GenerationConfig fields, for errors naming them.
+OTHER_FLAGS = {"prompt_notes": "--prompt-notes", "prompt": "--prompt"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``generate`` sub-command: run options, then one option per GenerationConfig field."""
     p = sub.add_parser("generate", help="compose a piece and save it as MIDI", description=HELP,
                        formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--model", help="checkpoint folder (default: the bundled model)")
     p.add_argument("--prompt", help="a MIDI file to continue (default: start from nothing)")
     p.add_argument("--prompt-notes", type=int, help="use only the prompt's first N notes")
-    length = p.add_mutually_exclusive_group()
-    length.add_argument("--notes", type=int, help="new notes to generate (default 64)")
-    length.add_argument("--bars", type=int, help="bars of 4/4 to generate instead of a note count")
-    p.add_argument(
-        "--search",
-        choices=("greedy", "top_k", "top_p", "beam"),
-        help="decoding method (default top_k)",
-    )
-    p.add_argument("--top-k-notes", type=int, help="top-k: candidates for a pitch (default 8)")
-    p.add_argument(
-        "--top-k-durations", type=int, help="top-k: candidates for a duration (default 4)"
-    )
-    p.add_argument(
-        "--top-k-offset",
-        type=int,
-        help="top-k: drop the N most likely candidates first (default 0)",
-    )
-    p.add_argument(
-        "--temperature", type=float, help="top-k/top-p: <1 safer, >1 wilder (default 1.0)"
-    )
-    p.add_argument("--top-p", type=float, help="top-p: nucleus mass (default 0.9)")
-    p.add_argument("--beam-width", type=int, help="beam: number of beams (default 4)")
-    p.add_argument("--length-penalty", type=float, help="beam: score / length**penalty (default 0)")
-    p.add_argument(
-        "--creativity",
-        type=int,
-        help="0-1000: scales a rest's probability by 1 - C/1000 (default 0)",
-    )
-    p.add_argument("--scale", help="keep to a scale, e.g. C:major, A:minor, D:dorian")
-    p.add_argument("--pitch-range", help="keep pitches within LO-HI, e.g. 48-84")
-    p.add_argument("--max-polyphony", type=int, help="at most N notes sounding at once")
-    p.add_argument(
-        "--max-repeat", type=int, help="at most N notes in a row of one pitch (default 8)"
-    )
-    p.add_argument(
-        "--bpm", type=float, help="tempo of the output (default: the prompt's, else 120)"
-    )
-    p.add_argument(
-        "--seed", type=int, help="random seed; the same seed gives the same music (default 0)"
-    )
+    add_knob_options(p)
     p.add_argument("--out", help="output MIDI path (required unless --replay)")
     p.add_argument("--replay", help="a JSON sidecar written by generate: make that piece again")
     p.set_defaults(func=run)
 
 
-def sha256_file(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+def add_knob_options(parser: argparse.ArgumentParser) -> None:
+    """An option per :class:`GenerationConfig` field, from its knob (help, kind, choices).
+
+    Every default is None (not given), so a ``--replay`` record's values are kept
+    unless an option overrides them; the help shows the config's own default.
+    """
+    defaults = GenerationConfig().to_dict()
+    groups: dict[str, Any] = {}
+    for name, k in knobs().items():
+        target = parser
+        if k.group is not None:
+            if k.group not in groups:
+                groups[k.group] = parser.add_mutually_exclusive_group()
+            target = groups[k.group]
+        notes = [f"default {defaults[name]}"] if defaults[name] is not None else []
+        if k.kind in (int, float):
+            notes.append(k.bounds_text())
+        text = f"{k.help} ({'; '.join(notes)})" if notes else k.help
+        if k.kind is bool:
+            target.add_argument(
+                k.flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            target.add_argument(k.flag, dest=name, type=k.kind, choices=k.choices, help=text)
 
 
-def _load_replay(path: str) -> dict[str, Any]:
-    try:
-        record = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise TunesmithError(f"--replay {path}: no such file") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise TunesmithError(f"--replay {path}: not a generate JSON sidecar ({err})") from None
-    if not isinstance(record, dict) or record.get("tool") != "tunesmith generate":
-        raise TunesmithError(f"--replay {path}: not a generate JSON sidecar")
-    return record
+def flag_error(err: BadParameterError) -> BadParameterError:
+    """``err`` with its field spelled as the command line's flag (``--top-k-offset``)."""
+    flags = {**OTHER_FLAGS, **{name: k.flag for name, k in knobs().items()}}
+    if err.field in flags:
+        return BadParameterError(f"{flags[err.field]}: {err.reason}")
+    return err
 
 
 def run(args: argparse.Namespace) -> int:
-    from tunesmith.evaluation.memorisation import copy_of_training_data
-    from tunesmith.generation import GenerationConfig, Generator
-    from tunesmith.tokenization.midi_io import load_midi, save_midi
+    """Generate, write OUT.mid and OUT.json, print a summary; user errors name the flag."""
+    try:
+        return _run(args)
+    except BadParameterError as err:
+        raise flag_error(err) from None
 
-    params = {k: getattr(args, k) for k in PARAMS if getattr(args, k) is not None}
-    model, prompt_path, prompt_notes = args.model, args.prompt, args.prompt_notes
-    if args.replay:
-        record = _load_replay(args.replay)
-        params = {**record["params"], **params}
-        model = model or record.get("model_path")
-        prompt_path = prompt_path or record.get("prompt_path")
-        prompt_notes = prompt_notes if prompt_notes is not None else record.get("prompt_notes")
-        if (
-            prompt_path
-            and record.get("prompt_sha256")
-            and sha256_file(prompt_path) != record["prompt_sha256"]
-        ):
-            raise TunesmithError(
-                f"--replay: the prompt {prompt_path} changed since the piece was made"
-            )
-    if not args.out:
+
+@dataclass(frozen=True)
+class Plan:
+    """What to generate: from the options, completed by a ``--replay`` record."""
+
+    config: GenerationConfig
+    model: str | None
+    prompt: str | None
+    prompt_notes: int | None
+    out: Path
+    model_sha256: str | None = None
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Options (and the replayed record under them), checked before the model loads."""
+    from tunesmith.generation.record import load_record, sha256_file
+
+    given = {n: getattr(args, n) for n in knobs() if getattr(args, n) is not None}
+    if not args.replay:
+        return Plan(GenerationConfig(**given), args.model, args.prompt, args.prompt_notes,
+                    check_out(args.out))  # fmt: skip
+    try:
+        replay = load_record(args.replay)
+    except TunesmithError as err:
+        raise TunesmithError(f"--replay {err}") from None
+    prompt = args.prompt or replay.prompt_path
+    if not prompt and replay.prompt_sha256:  # the web UI's records name an upload, not a path
+        raise TunesmithError(
+            f"--replay {args.replay}: give the prompt {replay.prompt_name or ''} with --prompt"
+        )
+    if prompt and not Path(prompt).is_file():  # checked before hashing it
+        if args.prompt:
+            raise TunesmithError(f"--prompt {prompt}: no such file")
+        raise TunesmithError(
+            f"--replay {args.replay}: the prompt {prompt} no longer exists (give it with --prompt)"
+        )
+    if prompt and replay.prompt_sha256 and sha256_file(prompt) != replay.prompt_sha256:
+        raise TunesmithError(f"--replay: the prompt {prompt} changed since the piece was made")
+    notes = args.prompt_notes if args.prompt_notes is not None else replay.prompt_notes
+    return Plan(replay.config.with_params(**given), args.model or replay.model_path, prompt,
+                notes, check_out(args.out), replay.model_sha256)  # fmt: skip
+
+
+def check_out(out: str | None) -> Path:
+    """The output path, refused before any work when it (or its sidecar) cannot be written."""
+    if not out:
         raise TunesmithError("--out: give the output MIDI path (e.g. --out song.mid)")
-    out = Path(args.out)
-    if out.suffix.lower() not in (".mid", ".midi"):
-        raise TunesmithError(f"--out {out}: the output must end in .mid or .midi")
-    if not out.parent.exists():
-        raise TunesmithError(f"--out {out}: folder {out.parent} does not exist")
-    config = GenerationConfig(**params)  # validates every parameter before the model loads
-    prompt = load_midi(prompt_path) if prompt_path else None
-    started = time.perf_counter()
-    generator = Generator.from_pretrained(model)
-    load_seconds = time.perf_counter() - started
-    if args.replay and record.get("model_sha256") and generator.checksum != record["model_sha256"]:
-        raise TunesmithError("--replay: the model differs from the one that made the piece")
+    path = Path(out)
+    if path.suffix.lower() not in (".mid", ".midi"):
+        raise TunesmithError(f"--out {path}: the output must end in .mid or .midi")
+    if not path.parent.is_dir():
+        raise TunesmithError(f"--out {path}: folder {path.parent} does not exist")
+    for target in (path, path.with_suffix(".json")):
+        if target.is_dir():
+            raise TunesmithError(f"--out {path}: {target} is a folder")
+        if target.exists() and not target.is_file():
+            raise TunesmithError(f"--out {path}: {target} is not a regular file")
+    return path
 
-    bar = _progress_bar(config)
-    result = generator.generate(
-        prompt, prompt_notes=prompt_notes, config=config, callback=bar.update_to
-    )
-    bar.close()
+
+def _run(args: argparse.Namespace) -> int:
+    from tunesmith.generation import Generator
+    from tunesmith.tokenization.midi_io import load_midi
+
+    plan = make_plan(args)
+    prompt = load_midi(plan.prompt) if plan.prompt else None
+    started = time.perf_counter()
+    generator = Generator.from_pretrained(plan.model)
+    load_seconds = time.perf_counter() - started
+    if plan.model_sha256 and generator.checksum != plan.model_sha256:
+        raise TunesmithError("--replay: the model differs from the one that made the piece")
+    bar = _Bar(plan.config)
+    try:
+        result = generator.generate(
+            prompt, prompt_notes=plan.prompt_notes, config=plan.config, callback=bar.update_to
+        )
+    finally:
+        bar.close()
     for warning in result.warnings:
         print(f"tunesmith generate: warning: {warning}", file=sys.stderr)
-    save_midi(result.score, out)
-    copy = copy_of_training_data(generator.checkpoint, result.grid, result.n_prompt_notes)
-    if copy is not None:
-        result.memorisation = copy.to_dict()
-    sidecar = out.with_suffix(".json")
-    record = {
-        "tool": "tunesmith generate",
-        "params": config.to_dict(),
-        "model_path": str(generator.checkpoint) if model else None,
-        "model_sha256": generator.checksum,
-        "prompt_path": str(Path(prompt_path).resolve()) if prompt_path else None,
-        "prompt_sha256": sha256_file(prompt_path) if prompt_path else None,
-        "prompt_notes": prompt_notes,
-        "prompt_tokens": result.prompt_length,
-        "new_tokens": len(result.new_ids),
-        "prompt_notes_used": result.n_prompt_notes,
-        "new_notes": result.n_new_notes,
-        "stop_reason": result.stop_reason,
-        "bpm": result.bpm,
-        "generation_seconds": round(result.seconds, 4),
-        "model_load_seconds": round(load_seconds, 4),
-        "tokens_per_second": round(result.tokens_per_second, 1),
-        "midi_sha256": sha256_file(out),
-    }
-    if result.memorisation is not None:
-        record["memorisation"] = result.memorisation
-    sidecar.write_text(json.dumps(record, indent=2))
-    seconds = result.score.to("second").end() if len(result.grid) else 0.0
-    print(
-        f"wrote {out}: {result.n_new_notes} new notes"
-        + (f" after {result.n_prompt_notes} prompt notes" if result.n_prompt_notes else "")
-        + f", {seconds:.1f} s at {result.bpm:.0f} bpm, {result.tokens_per_second:.0f} tokens/s"
-        + f" ({result.stop_reason}); parameters in {sidecar}"
-    )
+    copy = _copy_of_training_data(generator, result)
+    sidecar = write_outputs(plan, generator, result, load_seconds)
+    print(_summary(plan.out, result, sidecar))
     if copy is not None:
         print(copy.describe())
     return 0
 
 
+def _copy_of_training_data(generator: Generator, result: GenerationResult) -> Any:
+    from tunesmith.evaluation.memorisation import copy_of_training_data
+
+    copy = copy_of_training_data(generator.checkpoint, result.grid, result.n_prompt_notes)
+    if copy is not None:
+        result.memorisation = copy.to_dict()
+    return copy
+
+
+def write_outputs(
+    plan: Plan, generator: Generator, result: GenerationResult, load_seconds: float
+) -> Path:
+    """Write OUT.mid, then OUT.json; a failure removes the MIDI rather than orphan it."""
+    from tunesmith.generation.record import make_record, sha256_file, step_record, write_record
+    from tunesmith.tokenization.midi_io import save_midi
+
+    out, sidecar = plan.out, plan.out.with_suffix(".json")
+    prompt = None
+    if plan.prompt:
+        prompt = {"path": str(Path(plan.prompt).resolve()), "sha256": sha256_file(plan.prompt)}
+    model = {"path": str(generator.checkpoint) if plan.model else None,
+             "sha256": generator.checksum}  # fmt: skip
+    try:
+        save_midi(result.score, out)
+        record = make_record(step_record(result, plan.prompt_notes), out.read_bytes(), model,
+                             prompt)  # fmt: skip
+        record["model_load_seconds"] = round(load_seconds, 4)
+        if result.memorisation is not None:
+            record["memorisation"] = result.memorisation
+        write_record(record, sidecar)
+    except OSError as err:
+        out.unlink(missing_ok=True)
+        raise TunesmithError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    return sidecar
+
+
+def _summary(out: Path, result: GenerationResult, sidecar: Path) -> str:
+    seconds = result.score.to("second").end() if len(result.grid) else 0.0
+    after = f" after {result.n_prompt_notes} prompt notes" if result.n_prompt_notes else ""
+    return (
+        f"wrote {out}: {result.n_new_notes} new notes{after}, {seconds:.1f} s at "
+        f"{result.bpm:.0f} bpm, {result.tokens_per_second:.0f} tokens/s "
+        f"({result.stop_reason}); parameters in {sidecar}"
+    )
+
+
 class _Bar:
     """A tqdm bar on a terminal, silence elsewhere; ``update_to`` is the generator callback."""
 
-    def __init__(self, total: int, unit: str) -> None:
+    def __init__(self, config: GenerationConfig) -> None:
         from tqdm import tqdm
 
+        from tunesmith.tokenization.midi_io import STEPS_PER_BAR
+
+        total = config.notes or (config.bars or 0) * STEPS_PER_BAR
+        unit = "notes" if config.bars is None else "steps"
         self._bar = tqdm(total=total, unit=unit, disable=not sys.stderr.isatty(), leave=False)
 
     def update_to(self, done: int, total: int) -> None:
+        """Move the bar to ``done`` of ``total``."""
         self._bar.n = min(done, total)
         self._bar.refresh()
 
     def close(self) -> None:
+        """Remove the bar."""
         self._bar.close()
-
-
-def _progress_bar(config: Any) -> _Bar:
-    return _Bar(config.notes or config.bars * 16, "notes" if config.bars is None else "steps")

@@ -1,6 +1,19 @@
-"""Sampling music from a model: logits processors, grammar masks, search loops, ``Generator``."""
+"""Sampling music from a model: logits processors, grammar masks, search loops, ``Generator``.
+
+``Generator`` and ``GenerationResult`` load on first use, so that reading the knobs
+(``tunesmith.generation.config``, which builds the CLI's options) does not import torch.
+"""
+
+from typing import Any
 
 from tunesmith.generation.config import SEARCHES, GenerationConfig
-from tunesmith.generation.generator import GenerationResult, Generator
 
 __all__ = ["SEARCHES", "GenerationConfig", "GenerationResult", "Generator"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Generator", "GenerationResult"):
+        from tunesmith.generation import generator
+
+        return getattr(generator, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

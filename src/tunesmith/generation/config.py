@@ -1,4 +1,4 @@
-"""Every knob of generation, validated in one place."""
+"""Every knob of generation, with its help, bounds, flag and UI control, validated in one place."""
 
 from __future__ import annotations
 
@@ -7,81 +7,108 @@ from typing import Any, Literal
 
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.constraints import parse_pitch_range, parse_scale
+from tunesmith.generation.knobs import SEARCHES, Knob, knob, knob_of
 
-SEARCHES = ("greedy", "top_k", "top_p", "beam")
 Search = Literal["greedy", "top_k", "top_p", "beam"]
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 64-bit seeds
+SCALE_SUGGESTIONS = ("C:major", "G:major", "D:major", "F:major", "A:minor", "E:minor", "D:minor",
+                     "D:dorian", "C:major_pentatonic", "A:blues")  # fmt: skip
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
     """How to continue a piece. Lengths count new notes (``notes``) or bars of 4/4 (``bars``).
 
-    ``top_k_notes`` applies where the next token is a pitch (or a rest), ``top_k_durations``
-    where it is a duration; ``top_k_offset`` drops the n most likely candidates first.
-    ``creativity`` (0-1000) multiplies the rest token's probability by ``1 - creativity/1000``.
-    ``max_repeat`` caps how many notes in a row may have one pitch (8 by default: the
-    corpus rarely goes past it, and greedy or beam search otherwise gets stuck on one note;
-    seed tokenizer only).
-    The model may end a piece (EOS) once it has added a note, unless ``stop_at_eos`` is False.
+    Each field's metadata holds its :class:`~tunesmith.generation.knobs.Knob` (help,
+    bounds, CLI flag, UI control); see :func:`knobs`. ``max_repeat`` exists because
+    greedy and beam search otherwise get stuck on one note (the corpus rarely repeats
+    a pitch more than 8 times). The model may end a piece (EOS) once it has added a
+    note, unless ``stop_at_eos`` is False.
     """
 
-    search: Search = "top_k"
-    notes: int | None = 64
-    bars: int | None = None
-    top_k_notes: int = 8
-    top_k_durations: int = 4
-    top_k_offset: int = 0
-    temperature: float = 1.0
-    top_p: float = 0.9
-    beam_width: int = 4
-    length_penalty: float = 0.0
-    creativity: int = 0
-    scale: str | None = None
-    pitch_range: str | None = None
-    max_polyphony: int | None = None
-    max_repeat: int | None = 8
-    seed: int = 0
-    bpm: float | None = None
-    stop_at_eos: bool = True
+    search: Search = knob(
+        "top_k", "decoding method", str, "--search", choices=SEARCHES, ui="radio",
+        ui_label="Search",
+    )  # fmt: skip
+    notes: int | None = knob(
+        64, "new notes to generate", int, "--notes", low=1, high=100_000, optional=True,
+        group="length", ui="slider", ui_label="New notes", ui_high=1024,
+    )  # fmt: skip
+    bars: int | None = knob(
+        None, "bars of 4/4 to generate instead of a note count", int, "--bars", low=1,
+        high=10_000, optional=True, group="length",
+    )  # fmt: skip
+    top_k_notes: int = knob(
+        8, "top-k: candidates for a pitch (or a rest)", int, "--top-k-notes", low=1,
+        searches=("top_k",), ui="slider", ui_high=64,
+    )  # fmt: skip
+    top_k_durations: int = knob(
+        4, "top-k: candidates for a duration", int, "--top-k-durations", low=1,
+        searches=("top_k",), ui="slider", ui_high=32,
+    )  # fmt: skip
+    top_k_offset: int = knob(
+        0, "top-k: drop the N most likely candidates first", int, "--top-k-offset", low=0,
+        searches=("top_k",), ui="slider", ui_high=16,
+    )  # fmt: skip
+    temperature: float = knob(
+        1.0, "<1 safer, >1 wilder; a tiny value is greedy", float, "--temperature", low=0.0,
+        high=100.0, low_open=True, searches=("top_k", "top_p"), ui="slider", ui_high=3.0,
+        ui_step=0.05,
+    )  # fmt: skip
+    top_p: float = knob(
+        0.9, "top-p: nucleus mass", float, "--top-p", low=0.0, high=1.0, low_open=True,
+        searches=("top_p",), ui="slider", ui_step=0.01,
+    )  # fmt: skip
+    beam_width: int = knob(
+        4, "beam: number of beams", int, "--beam-width", low=1, high=64, searches=("beam",),
+        ui="slider",
+    )  # fmt: skip
+    length_penalty: float = knob(
+        0.0, "beam: score / length**penalty", float, "--length-penalty", low=-10.0, high=10.0,
+        searches=("beam",), ui="slider", ui_step=0.1,
+    )  # fmt: skip
+    creativity: int = knob(
+        0, "scales a rest's probability by 1 - C/1000 (fewer rests, denser music)", int,
+        "--creativity", low=0, high=1000, ui="slider", ui_label="Creativity",
+    )  # fmt: skip
+    scale: str | None = knob(
+        None, "keep to a scale, e.g. C:major, A:minor, D:dorian", str, "--scale",
+        optional=True, ui="dropdown", ui_label="Scale", ui_off="",
+        suggestions=SCALE_SUGGESTIONS,
+    )  # fmt: skip
+    pitch_range: str | None = knob(
+        None, "keep pitches within LO-HI, e.g. 48-84", str, "--pitch-range", optional=True,
+        ui="text", ui_label="Pitch range", ui_off="",
+    )  # fmt: skip
+    max_polyphony: int | None = knob(
+        None, "at most N notes sounding at once", int, "--max-polyphony", low=1,
+        optional=True, ui="number", ui_label="Max polyphony (0 = no limit)", ui_off=0,
+    )  # fmt: skip
+    max_repeat: int | None = knob(
+        8, "at most N notes in a row of one pitch (seed tokenizer)", int, "--max-repeat",
+        low=1, optional=True, ui="number", ui_label="Max repeats of a pitch (0 = no limit)",
+        ui_off=0,
+    )  # fmt: skip
+    seed: int = knob(
+        0, "random seed; the same seed gives the same music", int, "--seed", low=0,
+        high=MAX_SEED, ui="number", ui_label="Seed",
+    )  # fmt: skip
+    bpm: float | None = knob(
+        None, "tempo of the output (default: the prompt's, else 120)", float, "--bpm",
+        low=1.0, high=1000.0, optional=True,
+    )  # fmt: skip
+    stop_at_eos: bool = knob(
+        True, "let the model end the piece before the length is reached", bool,
+        "--stop-at-eos",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
-        if self.search not in SEARCHES:
-            raise BadParameterError(
-                f"--search: unknown search {self.search!r} (choose from {', '.join(SEARCHES)})"
-            )
+        for f in fields(self):
+            knob_of(f).check(f.name, getattr(self, f.name))
         if self.bars is not None:
-            if self.bars <= 0:
-                raise BadParameterError(f"--bars: must be a positive number, not {self.bars}")
             object.__setattr__(self, "notes", None)
-        elif self.notes is None or self.notes <= 0:
-            raise BadParameterError(f"--notes: must be a positive number, not {self.notes}")
-        if (
-            self.notes is not None
-            and self.notes > 100_000
-            or self.bars is not None
-            and self.bars > 10_000
-        ):
-            raise BadParameterError("--notes/--bars: too long (at most 100000 notes or 10000 bars)")
-        if self.top_k_notes < 1 or self.top_k_durations < 1:
-            raise BadParameterError("--top-k-notes and --top-k-durations must be at least 1")
-        if self.top_k_offset < 0:
-            raise BadParameterError(f"--top-k-offset: must be 0 or more, not {self.top_k_offset}")
-        if not 0.0 < self.temperature <= 100.0:
-            raise BadParameterError(f"--temperature: must be in (0, 100], not {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise BadParameterError(f"--top-p: must be in (0, 1], not {self.top_p}")
-        if not 1 <= self.beam_width <= 64:
-            raise BadParameterError(f"--beam-width: must be in 1-64, not {self.beam_width}")
-        if not 0 <= self.creativity <= 1000:
-            raise BadParameterError(f"--creativity: must be in 0-1000, not {self.creativity}")
-        if self.max_polyphony is not None and self.max_polyphony < 1:
-            raise BadParameterError(
-                f"--max-polyphony: must be at least 1, not {self.max_polyphony}"
-            )
-        if self.max_repeat is not None and self.max_repeat < 1:
-            raise BadParameterError(f"--max-repeat: must be at least 1, not {self.max_repeat}")
-        if self.bpm is not None and not 1.0 <= self.bpm <= 1000.0:
-            raise BadParameterError(f"--bpm: must be in 1-1000, not {self.bpm}")
+        elif self.notes is None:
+            raise BadParameterError("a number is needed (or give bars)", field="notes")
         if self.scale is not None:
             parse_scale(self.scale)
         if self.pitch_range is not None:
@@ -89,21 +116,57 @@ class GenerationConfig:
 
     @property
     def scale_pitch_classes(self) -> frozenset[int] | None:
+        """The scale's pitch classes, or None for no scale."""
         return parse_scale(self.scale) if self.scale else None
 
     @property
     def pitch_bounds(self) -> tuple[int, int] | None:
+        """The pitch range as ``(low, high)``, or None for the whole piano."""
         return parse_pitch_range(self.pitch_range) if self.pitch_range else None
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field by name (JSON-ready)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GenerationConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """A config from field values; unknown names are refused, missing ones default."""
+        if not isinstance(data, dict):
+            raise BadParameterError(f"generation parameters must be a mapping, not {data!r}")
+        unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise BadParameterError(
-                f"unknown generation parameter(s): {', '.join(sorted(unknown))}"
+                f"unknown generation parameter(s): {', '.join(sorted(map(str, unknown)))}"
             )
         return cls(**data)
+
+    def with_params(self, **params: Any) -> GenerationConfig:
+        """This config with ``params`` (field values) replaced, all checked again.
+
+        Giving ``notes`` without ``bars`` switches the length back to notes.
+        """
+        merged = {**self.to_dict(), **params}
+        if params.get("notes") is not None and "bars" not in params:
+            merged["bars"] = None
+        return GenerationConfig.from_dict(merged)
+
+
+def knobs() -> dict[str, Knob]:
+    """Every field's knob, by field name, in declaration order."""
+    return {f.name: knob_of(f) for f in fields(GenerationConfig)}
+
+
+def knob_table() -> str:
+    """Every knob as a Markdown table (docs/KNOBS.md is this, checked by a test)."""
+    defaults = GenerationConfig().to_dict()
+    lines = ["| field | flag | default | allowed | searches | help |", "|---|---|---|---|---|---|"]
+    for name, k in knobs().items():
+        allowed = ", ".join(k.choices) if k.choices else k.bounds_text()
+        if k.kind in (str, bool) and not k.choices:
+            allowed = "true/false" if k.kind is bool else "text"
+        allowed += " or none" if k.optional else ""
+        searches = "all" if set(k.searches) == set(SEARCHES) else ", ".join(k.searches)
+        lines.append(
+            f"| `{name}` | `{k.flag}` | {defaults[name]} | {allowed} | {searches} | {k.help} |"
+        )
+    return "\n".join(lines) + "\n"

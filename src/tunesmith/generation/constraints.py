@@ -31,8 +31,9 @@ def parse_scale(text: str) -> frozenset[int]:
     tonic = tonic.strip()
     if not sep or not tonic or tonic[0].upper() not in TONICS or mode not in MODES:
         raise BadParameterError(
-            f"--scale: unknown scale {text!r} (use TONIC:MODE, e.g. C:major, A:minor, D:dorian; "
-            f"modes: {', '.join(MODES)})"
+            f"unknown scale {text!r} (use TONIC:MODE, e.g. C:major, A:minor, D:dorian; "
+            f"modes: {', '.join(MODES)})",
+            field="scale",
         )
     pc = TONICS[tonic[0].upper()]
     for accidental in tonic[1:]:
@@ -41,7 +42,7 @@ def parse_scale(text: str) -> frozenset[int]:
         elif accidental in "b♭":
             pc -= 1
         else:
-            raise BadParameterError(f"--scale: unknown tonic {tonic!r} in {text!r}")
+            raise BadParameterError(f"unknown tonic {tonic!r} in {text!r}", field="scale")
     return frozenset((pc + step) % 12 for step in MODES[mode])
 
 
@@ -52,10 +53,11 @@ def parse_pitch_range(text: str | tuple[int, int]) -> tuple[int, int]:
     else:
         parts = text.replace(" ", "").split("-")
         if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise BadParameterError(f"--pitch-range: {text!r} is not LO-HI (e.g. 48-84)")
+            raise BadParameterError(f"{text!r} is not LO-HI (e.g. 48-84)", field="pitch_range")
         lo, hi = int(parts[0]), int(parts[1])
     if not PIANO_LOW <= lo <= hi <= PIANO_HIGH:
         raise BadParameterError(
-            f"--pitch-range: {lo}-{hi} must satisfy {PIANO_LOW} <= LO <= HI <= {PIANO_HIGH} (the piano's range)"
+            f"{lo}-{hi} must satisfy {PIANO_LOW} <= LO <= HI <= {PIANO_HIGH} (the piano's range)",
+            field="pitch_range",
         )
     return lo, hi

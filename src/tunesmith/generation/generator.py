@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,14 @@ import numpy as np
 import symusic
 import torch
 
-from tunesmith.errors import BadMidiError, BadParameterError
+from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.grammar import pitch_allowed
+from tunesmith.generation.grammar import pitch_allowed, token_pitches
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer
-from tunesmith.tokenization.midi_io import grid_notes, score_bpm, score_from_grid
+from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_bpm, score_from_grid
 from tunesmith.tokenization.seed import SeedTokenizer
 
 
@@ -44,9 +45,13 @@ def check_candidates(tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
     n_pitches = int(pitch_allowed(tokenizer, cfg).sum())  # also refuses a scale/range with none
     if cfg.top_k_offset >= n_pitches + 1:
         raise BadParameterError(
-            f"--top-k-offset: {cfg.top_k_offset} leaves no candidate "
-            f"(the scale and pitch range allow {n_pitches} pitches and the rest)"
+            f"{cfg.top_k_offset} leaves no candidate "
+            f"(the scale and pitch range allow {n_pitches} pitches and the rest)",
+            field="top_k_offset",
         )
+
+
+NO_LEGAL_NOTE = "no legal note"  # the stop reason when the rules forbid every further note
 
 
 @dataclass
@@ -61,7 +66,7 @@ class GenerationResult:
     n_new_notes: int
     seconds: float
     tokens_per_second: float
-    stop_reason: str
+    stop_reason: str  # "eos" | "length" | "cancelled" | "no legal note"
     config: GenerationConfig
     bpm: float
     warnings: list[str] = field(default_factory=list)
@@ -70,6 +75,52 @@ class GenerationResult:
     @property
     def new_ids(self) -> list[int]:
         return self.ids[self.prompt_length :]
+
+
+def check_finite_weights(model: Transformer, where: str) -> None:
+    """Refuse a model with a NaN or infinite weight: it would write silence or noise."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise BadCheckpointError(f"{where}: weight {name} is not finite (NaN or inf)")
+
+
+def _as_score(prompt: symusic.Score | str | os.PathLike[str] | None) -> symusic.Score | None:
+    """The prompt as a Score: a path (str or PathLike) is read as a MIDI file."""
+    if prompt is None or isinstance(prompt, symusic.Score):
+        return prompt
+    if isinstance(prompt, str | os.PathLike):
+        return load_midi(prompt)
+    raise BadParameterError(
+        f"expected a symusic Score, a MIDI path or None, not {type(prompt).__name__}",
+        field="prompt",
+    )
+
+
+def _config(config: GenerationConfig | None, params: dict[str, Any]) -> GenerationConfig:
+    """``config`` (default: the defaults) with ``params`` applied, every field checked."""
+    if config is not None and not isinstance(config, GenerationConfig):
+        raise BadParameterError(
+            f"expected a GenerationConfig, not {type(config).__name__}", field="config"
+        )
+    cfg = config or GenerationConfig()
+    return cfg.with_params(**params) if params else cfg
+
+
+def _load_failure(path: str | Path | None, err: BaseException) -> BadCheckpointError:
+    """A one-line refusal naming the checkpoint whose config.json could not be built."""
+    where = path if path is not None else "the bundled model"
+    text = str(err)
+    if isinstance(err, BadParameterError):
+        reason = f"bad model config ({text})"
+    elif "size mismatch" in text:
+        reason = "the weights' shapes do not match config.json"
+    elif isinstance(err, MemoryError) or "allocate" in text:
+        reason = "config.json describes a model too large for this machine's memory"
+    elif isinstance(err, AttributeError | TypeError):
+        reason = f"config.json has a missing or malformed model section ({text[:120]})"
+    else:
+        reason = f"cannot build the model ({(text.strip().splitlines() or ['?'])[0][:120]})"
+    return BadCheckpointError(f"{where}: {reason}")
 
 
 class Generator:
@@ -85,10 +136,11 @@ class Generator:
     ) -> None:
         """``num_threads``: torch threads while decoding (None: leave torch's setting).
 
-        One thread is the default: batch-1 decoding is bound by memory traffic, so a
-        second thread gains little on an idle machine, and on a busy one two
-        spinning OpenMP threads measured up to 100x slower here.
+        One thread is the default: batch-1 decoding is bound by memory traffic, so
+        more threads gain little and contend with other work (see the benchmarks).
+        A model with a non-finite weight is refused here.
         """
+        check_finite_weights(model, str(checkpoint) if checkpoint else "the model")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.checkpoint = checkpoint
@@ -99,16 +151,28 @@ class Generator:
     def from_pretrained(
         cls, path: str | Path | None = None, device: str = "cpu", num_threads: int | None = 1
     ) -> Generator:
-        """Load a checkpoint folder; ``None`` loads the model bundled with the package."""
-        ckpt = load_checkpoint(path, device=device)
+        """Load a checkpoint folder; ``None`` loads the model bundled with the package.
+
+        A config that does not fit its weights or cannot be allocated is refused as a
+        :class:`BadCheckpointError` naming the folder.
+        """
+        # The checkpoint layer trusts config.json's shapes; what they break is named here.
+        try:
+            ckpt = load_checkpoint(path, device=device)
+        except (RuntimeError, MemoryError, AttributeError, TypeError, ValueError) as err:
+            raise _load_failure(path, err) from None
         return cls(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum, num_threads)
 
     def encode_prompt(
         self, prompt: symusic.Score | None, prompt_notes: int | None = None
     ) -> tuple[list[int], int, np.ndarray]:
         """Ids of the prompt's first ``prompt_notes`` notes (all when None), their count and rows."""
+        if prompt_notes is not None and (
+            isinstance(prompt_notes, bool) or not isinstance(prompt_notes, int)
+        ):
+            raise BadParameterError(f"{prompt_notes!r} is not a whole number", field="prompt_notes")
         if prompt_notes is not None and prompt_notes < 0:
-            raise BadParameterError(f"--prompt-notes: must be 0 or more, not {prompt_notes}")
+            raise BadParameterError(f"must be 0 or more, not {prompt_notes}", field="prompt_notes")
         rows = np.zeros((0, 3), dtype=np.int32)
         if prompt is not None:
             rows = grid_notes(prompt)
@@ -127,29 +191,24 @@ class Generator:
     @torch.inference_mode()
     def generate(
         self,
-        prompt: symusic.Score | None = None,
+        prompt: symusic.Score | str | os.PathLike[str] | None = None,
         prompt_notes: int | None = None,
         config: GenerationConfig | None = None,
         callback: Callback | None = None,
         **params: Any,
     ) -> GenerationResult:
-        """Generate new notes after the prompt; ``params`` override ``config``'s fields.
+        """Generate new notes after the prompt (a Score or a MIDI path); ``params`` override
+        ``config``'s fields.
 
         ``callback(done, target)`` is called after every token with progress in
         notes (or grid steps when ``bars`` is set); returning True cancels.
         """
-        cfg = config or GenerationConfig()
-        if params:
-            unknown = set(params) - set(cfg.to_dict())
-            if unknown:
-                raise BadParameterError(
-                    f"unknown generation parameter(s): {', '.join(sorted(unknown))}"
-                )
-            if "bars" in params and params["bars"] is not None:
-                params.setdefault("notes", None)
-            cfg = replace(cfg, **params)
+        cfg = _config(config, params)
+        if callback is not None and not callable(callback):
+            raise BadParameterError("must be a function or None", field="callback")
         check_candidates(self.tokenizer, cfg)
-        prompt_ids, n_prompt, _ = self.encode_prompt(prompt, prompt_notes)
+        score = _as_score(prompt)
+        prompt_ids, n_prompt, _ = self.encode_prompt(score, prompt_notes)
         warnings = []
         context = self.model.cfg.context
         if len(prompt_ids) > context:
@@ -157,28 +216,70 @@ class Generator:
                 f"the prompt has {len(prompt_ids)} tokens, more than the model's context of {context}: "
                 "the model sees its last part"
             )
-        bpm = cfg.bpm or (score_bpm(prompt) if prompt is not None else 120.0)
+        bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
         run = beam_search if cfg.search == "beam" else sample
         t0 = time.perf_counter()
         with torch_threads(self.num_threads):
             decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback)
         seconds = time.perf_counter() - t0
+        return self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
+
+    def _no_legal_note(
+        self, cfg: GenerationConfig, grid: np.ndarray, n_new: int, stop_reason: str
+    ) -> bool:
+        """Whether decoding stopped short of ``notes`` because the rules forbid every note.
+
+        Stopping on length short of the target means the safety net ran out while
+        only rests were legal. An EOS short of it counts when the one pitch the scale
+        and range allow has reached ``max_repeat`` (the only rule that never lifts).
+        """
+        if cfg.bars is not None or n_new >= (cfg.notes or 0):
+            return False
+        if stop_reason == "length":
+            return True
+        if stop_reason != "eos" or cfg.max_repeat is None or len(grid) < cfg.max_repeat:
+            return False
+        allowed = np.flatnonzero(pitch_allowed(self.tokenizer, cfg))
+        if len(allowed) != 1:
+            return False
+        only = token_pitches(self.tokenizer)[allowed[0]]
+        return bool((grid[-cfg.max_repeat :, 1] == only).all())
+
+    def _result(
+        self,
+        prompt_ids: list[int],
+        n_prompt: int,
+        decoded: Any,
+        seconds: float,
+        cfg: GenerationConfig,
+        bpm: float,
+        warnings: list[str],
+    ) -> GenerationResult:
+        """The decoded ids as a piece; a length stop short of the target means no legal note."""
         ids = prompt_ids + decoded.ids
         score = self.tokenizer.decode(ids, bpm=bpm)
         if isinstance(self.tokenizer, SeedTokenizer):
             grid = self.tokenizer.decode_grid(ids)
         else:
             grid = grid_notes(score)
+        n_new = max(0, len(grid) - n_prompt)
+        stop_reason = decoded.stop_reason
+        if self._no_legal_note(cfg, grid, n_new, stop_reason):
+            stop_reason = NO_LEGAL_NOTE
+            warnings.append(
+                f"the rules (scale, pitch range, max repeat, polyphony) left no legal note "
+                f"after {n_new} of {cfg.notes} new notes"
+            )
         return GenerationResult(
             score=score,
             grid=grid,
             ids=ids,
             prompt_length=len(prompt_ids),
             n_prompt_notes=n_prompt,
-            n_new_notes=max(0, len(grid) - n_prompt),
+            n_new_notes=n_new,
             seconds=seconds,
             tokens_per_second=len(decoded.ids) / seconds if seconds > 0 else 0.0,
-            stop_reason=decoded.stop_reason,
+            stop_reason=stop_reason,
             config=cfg,
             bpm=bpm,
             warnings=warnings,

@@ -14,7 +14,7 @@ import torch
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.tokenization.base import Tokenizer, TokenKind
-from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
+from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW, STEPS_PER_BAR
 from tunesmith.tokenization.seed import (
     DUR_OFFSET,
     EOS,
@@ -239,7 +239,7 @@ class SeedGrammar:
         """Rows that reached the length target on a complete token pair."""
         complete = self.pending < 0
         if cfg.bars is not None:
-            return complete & (self.elapsed >= cfg.bars * 4 * 4)
+            return complete & (self.elapsed >= cfg.bars * STEPS_PER_BAR)
         return complete & (self.new_notes >= (cfg.notes or 0))
 
 

@@ -31,16 +31,28 @@ def rest_bias(kinds_is_rest: torch.Tensor, creativity: int) -> torch.Tensor:
 
 
 def temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
-    """Divide by ``t`` (< 1 sharpens, > 1 flattens)."""
-    return logits if t == 1.0 else logits / t
+    """Divide by ``t`` (< 1 sharpens, > 1 flattens).
+
+    A ``t`` so small that the division overflows is the limit of sharpening: only the
+    most likely candidates (ties included) stay, i.e. greedy.
+    """
+    if t == 1.0:
+        return logits
+    scaled = logits / t
+    if bool((torch.isfinite(logits) & ~torch.isfinite(scaled)).any()):
+        best = logits.max(dim=-1, keepdim=True).values
+        return logits.masked_fill(logits < best, NEG_INF)
+    return scaled
 
 
 def top_k(logits: torch.Tensor, k: torch.Tensor | int, offset: int = 0) -> torch.Tensor:
     """Keep, per row, the candidates ranked ``offset .. offset+k-1`` by logit.
 
     ``k`` may differ per row (``(B,)``). The offset drops the n most likely
-    candidates, as the original's did; it is clipped so that at least the least
-    likely allowed candidate survives.
+    candidates, as the original's did. An offset that leaves no candidate under the
+    rules is refused once, before decoding (``generator.check_candidates``); this only
+    handles the positions where the grammar itself allows fewer candidates than the
+    offset (the lower notes of a chord), by keeping the least likely legal one.
     """
     B, V = logits.shape
     k = torch.as_tensor(k, device=logits.device).expand(B)

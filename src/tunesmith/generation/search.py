@@ -18,6 +18,7 @@ from tunesmith.generation.grammar import SeedGrammar, TokenKindGrammar, make_gra
 from tunesmith.generation.window import CachedWindow
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer, TokenKind
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 Callback = Callable[[int, int], "bool | None"]
 
@@ -31,7 +32,7 @@ class Decoded:
 
 
 def _target(cfg: GenerationConfig) -> int:
-    return cfg.notes if cfg.bars is None else cfg.bars * 16  # type: ignore[return-value]
+    return cfg.notes if cfg.bars is None else cfg.bars * STEPS_PER_BAR  # type: ignore[return-value]
 
 
 def _max_tokens(cfg: GenerationConfig) -> int:

@@ -18,6 +18,7 @@ import symusic
 from tunesmith.errors import BadMidiError, TunesmithError
 
 STEPS_PER_QUARTER = 4  # the 16th-note grid of the original project
+STEPS_PER_BAR = 4 * STEPS_PER_QUARTER  # a bar of 4/4, the only metre tunesmith writes
 PIANO_LOW, PIANO_HIGH = 21, 108  # inclusive MIDI pitches of an 88-key piano
 OUTPUT_TPQ = 480  # ticks per quarter of the MIDI files tunesmith writes
 DEFAULT_BPM = 120.0

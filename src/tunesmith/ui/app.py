@@ -10,20 +10,21 @@ import secrets
 import tempfile
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from tunesmith.errors import TunesmithError
-from tunesmith.ui import callbacks, params
+from tunesmith.generation.knobs import SEARCHES
+from tunesmith.ui import callbacks
 from tunesmith.ui.audio import to_int16
 from tunesmith.ui.callbacks import GeneratorLike, View
+from tunesmith.ui.params import ControlSpec, config_from_controls, control_specs
 from tunesmith.ui.state import Session, StopFlags
 
 NO_EXAMPLE = "(none)"
-SCALES = ("", "C:major", "G:major", "D:major", "F:major", "A:minor", "E:minor", "D:minor",
-          "D:dorian", "C:major_pentatonic", "A:blues")  # fmt: skip
 MAX_UPLOAD = "10mb"  # for launch(max_file_size=...): Gradio refuses bigger uploads itself
 
 
@@ -63,201 +64,189 @@ def build_app(
 
     Launch it with ``.queue().launch(server_name="127.0.0.1", max_file_size=MAX_UPLOAD)``.
     """
-    holder = _LazyGenerator(generator_factory)
-    stops = StopFlags()
     examples = callbacks.list_examples(examples_dir)
     downloads = tempfile.TemporaryDirectory(prefix="tunesmith-ui-")
-    out_dir = Path(downloads.name)
-
     # No telemetry or version check: the app talks to its visitors and nobody else.
     with gr.Blocks(title=title, delete_cache=(3600, 3600), analytics_enabled=False) as demo:
         demo.tunesmith_downloads = downloads  # lives (and is cleaned up) with the app
-        session = gr.State(Session())
         gr.Markdown(
             f"# {title}\nContinue a piano piece with a Transformer: upload a MIDI opening "
             "(or none), choose how to search, press **Generate**, then **Extend** to go on."
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
-                upload = gr.File(
-                    label="Prompt MIDI (optional, up to 10 MB)",
-                    file_types=[".mid", ".midi"],
-                    type="filepath",
-                    elem_id="upload",
-                )
-                example = gr.Dropdown(
-                    [NO_EXAMPLE, *examples],
-                    value=NO_EXAMPLE,
-                    label="…or an example opening (an upload takes precedence)",
-                    visible=bool(examples),
-                    elem_id="example",
-                )
-                # A text box, not gr.Number: an empty Number shows "0", which would read
-                # as "no prompt notes" when it means all of them.
-                prompt_notes = gr.Textbox(
-                    label="Prompt notes to use (empty = all)",
-                    placeholder="all",
-                    elem_id="prompt-notes",
-                )
-                notes = gr.Slider(1, 1024, value=64, step=1, label="New notes", elem_id="notes")
-                search = gr.Radio(
-                    list(params.SEARCHES), value="top_k", label="Search", elem_id="search"
-                )
-                with gr.Group(visible=True) as top_k_box:
-                    top_k_notes = gr.Slider(1, 64, value=8, step=1, label="top_k_notes")
-                    top_k_durations = gr.Slider(1, 32, value=4, step=1, label="top_k_durations")
-                    top_k_offset = gr.Slider(0, 16, value=0, step=1, label="top_k_offset")
-                with gr.Group(visible=False) as top_p_box:
-                    temperature = gr.Slider(0.05, 3.0, value=1.0, step=0.05, label="temperature")
-                    top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="top_p")
-                with gr.Group(visible=False) as beam_box:
-                    beam_width = gr.Slider(1, 16, value=4, step=1, label="beam_width")
-                creativity = gr.Slider(
-                    0, 1000, value=0, step=1, label="Creativity (0-1000: fewer rests, denser music)"
-                )
-                with gr.Row(equal_height=True):
-                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", scale=3)
-                    dice = gr.Button("Random seed", scale=1, size="sm")
-                with gr.Accordion("Constraints", open=False):
-                    scale = gr.Dropdown(
-                        list(SCALES),
-                        value="",
-                        allow_custom_value=True,
-                        label="Scale (e.g. C:major)",
-                    )
-                    pitch_range = gr.Textbox(label="Pitch range (e.g. 48-84)", placeholder="21-108")
-                    max_polyphony = gr.Number(
-                        value=0, precision=0, minimum=0, label="Max polyphony (0 = no limit)"
-                    )
+                page = _inputs(examples)
             with gr.Column(scale=2):
-                with gr.Row():
-                    generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
-                    extend_btn = gr.Button("Extend", elem_id="extend")
-                    stop_btn = gr.Button("Stop", variant="stop", elem_id="stop")
-                    undo_btn = gr.Button("Undo", elem_id="undo")
-                with gr.Row():
-                    summary = gr.Textbox(label="Summary", interactive=False, elem_id="summary")
-                    message = gr.Textbox(label="Message", interactive=False, elem_id="message")
-                audio = gr.Audio(
-                    label="Listen", type="numpy", autoplay=True, interactive=False, elem_id="audio"
-                )
-                roll = gr.Image(
-                    label="Piano roll: prompt grey, new notes orange",
-                    type="numpy",
-                    format="png",
-                    interactive=False,
-                    elem_id="roll",
-                )
-                midi_file = gr.File(
-                    label="Download MIDI", interactive=False, height=90, elem_id="midi"
-                )
-                params_json = gr.Code(
-                    label="Parameters (JSON, for exact replay)",
-                    language="json",
-                    lines=4,
-                    max_lines=18,
-                    elem_id="params",
-                )
+                page.update(_outputs_layout())
+        wiring = Wiring(_LazyGenerator(generator_factory), StopFlags(), examples,
+                        Path(downloads.name), page)  # fmt: skip
+        wiring.connect()
+    return demo
 
-        knobs = {
-            "notes": notes, "creativity": creativity, "seed": seed, "top_k_notes": top_k_notes,
-            "top_k_durations": top_k_durations, "top_k_offset": top_k_offset,
-            "temperature": temperature, "top_p": top_p, "beam_width": beam_width, "scale": scale,
-            "pitch_range": pitch_range, "max_polyphony": max_polyphony,
-        }  # fmt: skip
-        outputs = [session, audio, roll, summary, midi_file, params_json, message]
 
-        def progress_bar(progress: gr.Progress) -> Callable[[int, int], None]:
-            def report(done: int, target: int) -> None:
-                progress((min(done, target), target), desc="Generating", unit="notes")
+def _inputs(examples: dict[str, Path]) -> dict[str, Any]:
+    """The left column: prompt, then one control per knob (grouped by search), then dice."""
+    page: dict[str, Any] = {"session": gr.State(Session())}
+    page["upload"] = gr.File(
+        label="Prompt MIDI (optional, up to 10 MB)", file_types=[".mid", ".midi"],
+        type="filepath", elem_id="upload",
+    )  # fmt: skip
+    page["example"] = gr.Dropdown(
+        [NO_EXAMPLE, *examples], value=NO_EXAMPLE, visible=bool(examples), elem_id="example",
+        label="…or an example opening (an upload takes precedence)",
+    )  # fmt: skip
+    # A text box, not gr.Number: an empty Number shows "0", which would read
+    # as "no prompt notes" when it means all of them.
+    page["prompt_notes"] = gr.Textbox(
+        label="Prompt notes to use (empty = all)", placeholder="all", elem_id="prompt-notes"
+    )
+    for spec in control_specs():  # field order: search, length, each search's knobs, rules
+        page[spec.name] = _control(spec)
+    page["dice"] = gr.Button("Random seed", size="sm")
+    return page
 
-            return report
 
-        def run(
-            action: Callable[..., tuple[Session, View]], sid: str, *args: Any, **kwargs: Any
-        ) -> tuple:
-            should_stop = stops.begin(sid)
+def _control(spec: ControlSpec) -> Any:
+    """The Gradio component of one knob, as its spec says."""
+    common = {
+        "label": spec.label,
+        "value": spec.value,
+        "elem_id": spec.name.replace("_", "-"),
+        "visible": "top_k" in spec.searches,  # the default search's knobs show at first
+    }
+    if spec.kind == "slider":
+        return gr.Slider(spec.low, spec.high, step=spec.step, **common)
+    if spec.kind == "radio":
+        return gr.Radio(list(spec.choices), **common)
+    if spec.kind == "dropdown":
+        return gr.Dropdown(["", *spec.choices], allow_custom_value=True, **common)
+    if spec.kind == "number":
+        return gr.Number(precision=0, minimum=0, **common)
+    return gr.Textbox(**common)
+
+
+def _outputs_layout() -> dict[str, Any]:
+    """The right column: buttons, summary and message, audio, roll, download, JSON."""
+    page: dict[str, Any] = {}
+    with gr.Row():
+        for name, variant in (("generate", "primary"), ("extend", "secondary"),
+                              ("stop", "stop"), ("undo", "secondary")):  # fmt: skip
+            page[name] = gr.Button(name.capitalize(), variant=variant, elem_id=name)
+    with gr.Row():
+        page["summary"] = gr.Textbox(label="Summary", interactive=False, elem_id="summary")
+        page["message"] = gr.Textbox(label="Message", interactive=False, elem_id="message")
+    page["audio"] = gr.Audio(
+        label="Listen", type="numpy", autoplay=True, interactive=False, elem_id="audio"
+    )
+    page["roll"] = gr.Image(
+        label="Piano roll: prompt grey, new notes orange", type="numpy", format="png",
+        interactive=False, elem_id="roll",
+    )  # fmt: skip
+    page["midi"] = gr.File(label="Download MIDI", interactive=False, height=90, elem_id="midi")
+    page["params"] = gr.Code(
+        label="Parameters (JSON, replay with tunesmith generate --replay)", language="json",
+        lines=4, max_lines=18, elem_id="params",
+    )  # fmt: skip
+    return page
+
+
+OUTPUTS = ("session", "audio", "roll", "summary", "midi", "params", "message")
+
+
+@dataclass
+class Wiring:
+    """The page's event handlers, bound to one app's generator, Stop flags and folder."""
+
+    holder: _LazyGenerator
+    stops: StopFlags
+    examples: dict[str, Path]
+    out_dir: Path
+    page: dict[str, Any]
+
+    def knob_components(self) -> dict[str, Any]:
+        """The knob controls by field name."""
+        return {s.name: self.page[s.name] for s in control_specs()}
+
+    def config(self, data: dict) -> Any:
+        """The GenerationConfig of the controls' values (``data``: component -> value)."""
+        return config_from_controls({n: data[c] for n, c in self.knob_components().items()})
+
+    def handler(self, action: str) -> Callable[..., tuple]:
+        """The click handler of Generate or Extend (they differ only in their prompt)."""
+        page = self.page
+
+        # Inputs given as a set arrive as one {component: value} dict, which keeps
+        # a dozen knobs out of the signature. Gradio injects `request` and `progress`.
+        def on_click(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008
+            state = data[page["session"]]
+            should_stop = self.stops.begin(request.session_hash)
             try:
-                new_session, view = action(*args, should_stop=should_stop, **kwargs)
+                args = (self.holder.get(), state)
+                if action == "generate":
+                    example = self.examples.get(data[page["example"]])
+                    args += (data[page["upload"]], example, data[page["prompt_notes"]])
+                new_session, view = getattr(callbacks, action)(
+                    *args, self.config(data), self.out_dir, should_stop, _progress_bar(progress)
+                )
+            except TunesmithError as err:
+                return _failed(state, err)
             finally:
-                stops.end(sid)
+                self.stops.end(request.session_hash)
             if view.message:
                 gr.Info(view.message)
             return (new_session, *_outputs(view))
 
-        def knob_params(data: dict) -> dict[str, Any]:
-            values = {name: data[component] for name, component in knobs.items()}
-            return params.build_params(data[search], **values)
+        return on_click
 
-        # Inputs given as a set arrive as one {component: value} dict, which keeps
-        # a dozen knobs out of the signatures. Gradio injects `request` and `progress`.
-        def on_generate(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008
-            try:
-                return run(
-                    callbacks.generate,
-                    request.session_hash,
-                    holder.get(),
-                    data[session],
-                    data[upload],
-                    examples.get(data[example]),
-                    data[prompt_notes],
-                    knob_params(data),
-                    out_dir,
-                    progress=progress_bar(progress),
-                )
-            except TunesmithError as err:
-                return _failed(data[session], err)
+    def on_undo(self, state: Session) -> tuple:
+        """Go back one version, or say why not."""
+        try:
+            new_session, view = callbacks.undo(state, self.out_dir)
+        except TunesmithError as err:
+            return _failed(state, err)
+        return (new_session, *_outputs(view))
 
-        def on_extend(data: dict, request: gr.Request, progress=gr.Progress()):  # noqa: B008
-            try:
-                return run(
-                    callbacks.extend,
-                    request.session_hash,
-                    holder.get(),
-                    data[session],
-                    knob_params(data),
-                    out_dir,
-                    progress=progress_bar(progress),
-                )
-            except TunesmithError as err:
-                return _failed(data[session], err)
+    def on_stop(self, request: gr.Request) -> str:
+        """Ask this tab's running generation to stop."""
+        if self.stops.request(request.session_hash):
+            return "Stopping…"
+        return "Nothing is being generated."
 
-        def on_undo(state: Session) -> tuple:
-            try:
-                new_session, view = callbacks.undo(state, out_dir)
-            except TunesmithError as err:
-                return _failed(state, err)
-            return (new_session, *_outputs(view))
-
-        def on_stop(request: gr.Request) -> str:
-            if stops.request(request.session_hash):
-                return "Stopping…"
-            return "Nothing is being generated."
-
-        def on_search(name: str) -> tuple:
-            return tuple(gr.update(visible=name == s) for s in ("top_k", "top_p", "beam"))
-
-        def on_example(name: str, n_prompt: Any) -> tuple:
-            if name == NO_EXAMPLE:
-                return gr.skip(), gr.skip()
-            # An example replaces the upload; its opening, not the whole piece, is the prompt.
-            keep = isinstance(n_prompt, str) and n_prompt.strip()
-            return None, n_prompt if keep else str(callbacks.EXAMPLE_OPENING_NOTES)
-
-        # One progress bar, on the roll, rather than an overlay on every output.
-        gen_kwargs = {
-            "concurrency_limit": 1,
-            "concurrency_id": "generation",
-            "show_progress_on": [roll],
-        }
-        generate_inputs = {session, upload, example, prompt_notes, search, *knobs.values()}
-        generate_btn.click(on_generate, generate_inputs, outputs, **gen_kwargs)
-        extend_btn.click(on_extend, {session, search, *knobs.values()}, outputs, **gen_kwargs)
-        undo_btn.click(on_undo, [session], outputs)
-        stop_btn.click(on_stop, None, message, queue=False)
+    def connect(self) -> None:
+        """Attach every handler to its button or control."""
+        page, knob_inputs = self.page, set(self.knob_components().values())
+        outputs = [page[name] for name in OUTPUTS]
+        # One queue slot for all generations; one progress bar, on the roll.
+        slot = {"concurrency_limit": 1, "concurrency_id": "generation",
+                "show_progress_on": [page["roll"]]}  # fmt: skip
+        prompt = {page[n] for n in ("session", "upload", "example", "prompt_notes")}
+        page["generate"].click(self.handler("generate"), prompt | knob_inputs, outputs, **slot)
+        page["extend"].click(self.handler("extend"), {page["session"]} | knob_inputs, outputs,
+                             **slot)  # fmt: skip
+        page["undo"].click(self.on_undo, [page["session"]], outputs)
+        page["stop"].click(self.on_stop, None, page["message"], queue=False)
         # A fresh seed from the OS; the generation itself stays a function of that seed.
-        dice.click(lambda: secrets.randbelow(2**31), None, seed, queue=False)
-        search.change(on_search, search, [top_k_box, top_p_box, beam_box], queue=False)
-        example.input(on_example, [example, prompt_notes], [upload, prompt_notes], queue=False)
-        upload.upload(lambda: NO_EXAMPLE, None, example, queue=False)
-    return demo
+        page["dice"].click(lambda: secrets.randbelow(2**31), None, page["seed"], queue=False)
+        own = [s for s in control_specs() if set(s.searches) != set(SEARCHES)]
+        page["search"].change(
+            lambda name: tuple(gr.update(visible=name in s.searches) for s in own),
+            page["search"], [page[s.name] for s in own], queue=False,
+        )  # fmt: skip
+        page["example"].input(_on_example, [page["example"], page["prompt_notes"]],
+                              [page["upload"], page["prompt_notes"]], queue=False)  # fmt: skip
+        page["upload"].upload(lambda: NO_EXAMPLE, None, page["example"], queue=False)
+
+
+def _progress_bar(progress: gr.Progress) -> Callable[[int, int], None]:
+    def report(done: int, target: int) -> None:
+        progress((min(done, target), target), desc="Generating", unit="notes")
+
+    return report
+
+
+def _on_example(name: str, n_prompt: Any) -> tuple:
+    if name == NO_EXAMPLE:
+        return gr.skip(), gr.skip()
+    # An example replaces the upload; its opening, not the whole piece, is the prompt.
+    keep = isinstance(n_prompt, str) and n_prompt.strip()
+    return None, n_prompt if keep else str(callbacks.EXAMPLE_OPENING_NOTES)

@@ -7,8 +7,6 @@ a one-line message; ``tunesmith.ui.app`` shows it and keeps the old session.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -22,6 +20,9 @@ import symusic
 
 from tunesmith.errors import BadMidiError, TunesmithError
 from tunesmith.evaluation.memorisation import copy_of_training_data
+from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.generator import NO_LEGAL_NOTE, GenerationResult
+from tunesmith.generation.record import make_record, sha256_bytes, sha256_file, step_record
 from tunesmith.tokenization.midi_io import grid_notes, load_midi
 from tunesmith.ui.params import parse_prompt_notes
 from tunesmith.ui.state import Session, Version
@@ -34,14 +35,32 @@ EXAMPLE_OPENING_NOTES = 48  # prompt length suggested when an example is picked
 class GeneratorLike(Protocol):
     """The part of ``tunesmith.generation.generator.Generator`` the UI calls."""
 
+    checkpoint: Path | None
+    checksum: str | None
+
     def generate(
         self,
         prompt: symusic.Score | None = None,
         prompt_notes: int | None = None,
-        *,
+        config: GenerationConfig | None = None,
         callback: Callable[[int, int], bool | None] | None = None,
-        **params: Any,
-    ) -> Any: ...
+    ) -> GenerationResult: ...
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One press of Generate or Extend: what to continue, with which config.
+
+    ``prompt_info`` (name and sha256 of an upload) and ``previous_steps`` carry the
+    piece's record forward so that its JSON replays every step.
+    """
+
+    config: GenerationConfig
+    action: str = "generate"  # or "extend"
+    prompt: symusic.Score | None = None
+    prompt_notes: int | None = None
+    prompt_info: dict[str, Any] | None = None
+    previous_steps: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,11 +105,7 @@ def list_examples(folder: str | os.PathLike[str] | None, limit: int = 6) -> dict
     return {p.name: p for p in files}
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _summary(result: Any, score: symusic.Score, checkpoint: Any) -> str:
+def _summary(result: GenerationResult, score: symusic.Score, checkpoint: Path | None) -> str:
     total = len(result.grid)
     parts = [
         f"{total} notes ({result.n_prompt_notes} prompt + {result.n_new_notes} new)",
@@ -103,19 +118,16 @@ def _summary(result: Any, score: symusic.Score, checkpoint: Any) -> str:
         parts.append(copy.describe())
     if result.stop_reason == "cancelled":
         parts.append("stopped early")
+    elif result.stop_reason == NO_LEGAL_NOTE:
+        parts.append("stopped: the rules left no legal note")
     return " · ".join(parts)
 
 
 def run_generation(
     generator: GeneratorLike,
     session: Session,
-    prompt: symusic.Score | None,
-    prompt_notes: int | None,
-    params: dict[str, Any],
+    request: GenerationRequest,
     out_dir: Path,
-    action: str,
-    prompt_info: dict[str, Any] | None = None,
-    previous_steps: tuple[dict[str, Any], ...] = (),
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Session, View]:
@@ -126,30 +138,23 @@ def run_generation(
             progress(done, target)
         return bool(should_stop and should_stop())
 
-    result = generator.generate(prompt, prompt_notes, callback=callback, **params)
-    checkpoint = getattr(generator, "checkpoint", None)
-    notes: list[str] = list(getattr(result, "warnings", []) or [])
+    result = generator.generate(
+        request.prompt, request.prompt_notes, config=request.config, callback=callback
+    )
+    notes = list(result.warnings)
     if result.stop_reason == "cancelled":
         notes.append(f"Stopped after {result.n_new_notes} new notes.")
         if result.n_new_notes == 0:
             return session, render_view(session.current, out_dir, message=" ".join(notes))
-    step = {
-        "action": action,
-        "prompt_notes": prompt_notes,
-        "config": dataclasses.asdict(result.config),
-        "n_new_notes": int(result.n_new_notes),
-        "stop_reason": result.stop_reason,
-    }
+    step = {"action": request.action, **step_record(result, request.prompt_notes)}
+    checkpoint = generator.checkpoint
     version = Version(
         midi=result.score.dumps_midi(),
         n_prompt_notes=int(result.n_prompt_notes),
         summary=_summary(result, result.score, checkpoint),
-        steps=(*previous_steps, step),
-        prompt=prompt_info,
-        model={
-            "checkpoint": str(checkpoint) if checkpoint is not None else None,
-            "checksum": getattr(generator, "checksum", None),
-        },
+        steps=(*request.previous_steps, step),
+        prompt=request.prompt_info,
+        model={"path": str(checkpoint) if checkpoint else None, "sha256": generator.checksum},
     )
     return session.push(version), render_view(version, out_dir, message=" ".join(notes))
 
@@ -160,28 +165,29 @@ def generate(
     upload: str | os.PathLike[str] | None,
     example: str | os.PathLike[str] | None,
     prompt_notes: Any,
-    params: dict[str, Any],
+    config: GenerationConfig,
     out_dir: Path,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Session, View]:
     """Generate a new piece from the uploaded prompt, else the example, else nothing."""
     source = upload or example
-    prompt = read_upload(source) if source else None
-    info = None
+    request = GenerationRequest(config=config)
     if source:
-        # The CLI's sidecar keeps 16 hex digits of the prompt's SHA-256; so does this.
-        info = {"name": Path(source).name, "sha256": _sha256(Path(source).read_bytes())[:16]}
-    n = parse_prompt_notes(prompt_notes) if prompt is not None else None
-    return run_generation(
-        generator, session, prompt, n, params, out_dir, "generate", info, (), should_stop, progress
-    )
+        info = {"name": Path(source).name, "sha256": sha256_file(source)}
+        request = GenerationRequest(
+            config=config,
+            prompt=read_upload(source),
+            prompt_notes=parse_prompt_notes(prompt_notes),
+            prompt_info=info,
+        )
+    return run_generation(generator, session, request, out_dir, should_stop, progress)
 
 
 def extend(
     generator: GeneratorLike,
     session: Session,
-    params: dict[str, Any],
+    config: GenerationConfig,
     out_dir: Path,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -190,20 +196,14 @@ def extend(
     current = session.current
     if current is None:
         raise TunesmithError("nothing to extend yet: press Generate first")
-    prompt = load_midi(current.midi, name="the current piece")
-    return run_generation(
-        generator,
-        session,
-        prompt,
-        None,
-        params,
-        out_dir,
-        "extend",
-        current.prompt,
-        current.steps,
-        should_stop,
-        progress,
+    request = GenerationRequest(
+        config=config,
+        action="extend",
+        prompt=load_midi(current.midi, name="the current piece"),
+        prompt_info=current.prompt,
+        previous_steps=current.steps,
     )
+    return run_generation(generator, session, request, out_dir, should_stop, progress)
 
 
 def undo(session: Session, out_dir: Path) -> tuple[Session, View]:
@@ -215,40 +215,21 @@ def undo(session: Session, out_dir: Path) -> tuple[Session, View]:
 
 
 def replay_json(version: Version) -> str:
-    """How ``version`` was made, as JSON for exact replay.
+    """How ``version`` was made, as the sidecar ``tunesmith generate`` writes.
 
-    The top level is the sidecar ``tunesmith generate`` writes, so
     ``tunesmith generate --replay THIS.json --prompt PROMPT.mid --out x.mid`` remakes
     the first step; each Extend that followed is listed under ``extensions``.
     """
-    from tunesmith import __version__
-
     first, *rest = version.steps
-    model = version.model or {}
-    prompt = version.prompt or {}
-    record = {
-        "tool": "tunesmith generate",
-        "params": first["config"],
-        "model_path": model.get("checkpoint"),
-        "model_sha256": model.get("checksum"),
-        "prompt_name": prompt.get("name"),
-        "prompt_sha256": prompt.get("sha256"),
-        "prompt_notes": first["prompt_notes"],
-        "new_notes": first["n_new_notes"],
-        "stop_reason": first["stop_reason"],
-        "extensions": [
-            {"params": s["config"], "new_notes": s["n_new_notes"], "stop_reason": s["stop_reason"]}
-            for s in rest
-        ],
-        "midi_sha256": _sha256(version.midi)[:16],
-        "tunesmith": __version__,
-    }
+    step = {k: v for k, v in first.items() if k != "action"}
+    prompt = version.prompt
+    record = make_record(step, version.midi, version.model or {}, prompt, extensions=rest)
     return json.dumps(record, indent=2, default=str)
 
 
 def _write_midi(data: bytes, out_dir: Path) -> Path:
     # Named by content: Undo and repeated renders reuse the file instead of piling up.
-    path = out_dir / f"tunesmith-{_sha256(data)[:12]}.mid"
+    path = out_dir / f"tunesmith-{sha256_bytes(data)[:12]}.mid"
     if not path.exists():
         fd, tmp = tempfile.mkstemp(prefix=".tunesmith-", suffix=".tmp", dir=out_dir)
         with os.fdopen(fd, "wb") as handle:

@@ -1,0 +1,135 @@
+"""The generation record: the JSON sidecar beside a generated piece, written, loaded and replayed.
+
+``tunesmith generate`` writes it beside ``OUT.mid``; the web UI shows the same record as
+"Parameters (JSON)". Either replays with ``tunesmith generate --replay FILE``: the same
+parameters, model and prompt give the same MIDI bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.errors import BadParameterError, TunesmithError
+from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.generator import GenerationResult
+
+TOOL = "tunesmith generate"
+
+
+def sha256_bytes(data: bytes) -> str:
+    """The short (16 hex digits) SHA-256 the record keeps of a file's bytes."""
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_bytes` of a file's content."""
+    return sha256_bytes(Path(path).read_bytes())
+
+
+def step_record(result: GenerationResult, prompt_notes: int | None) -> dict[str, Any]:
+    """What one generation did: its parameters, the prompt notes asked for, counts and timing."""
+    return {
+        "params": result.config.to_dict(),
+        "prompt_notes": prompt_notes,
+        "prompt_tokens": result.prompt_length,
+        "new_tokens": len(result.new_ids),
+        "prompt_notes_used": result.n_prompt_notes,
+        "new_notes": result.n_new_notes,
+        "stop_reason": result.stop_reason,
+        "bpm": result.bpm,
+        "generation_seconds": round(result.seconds, 4),
+        "tokens_per_second": round(result.tokens_per_second, 1),
+    }
+
+
+def make_record(
+    step: dict[str, Any],
+    midi: bytes,
+    model: dict[str, Any],
+    prompt: dict[str, Any] | None = None,
+    extensions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The sidecar: ``step`` (:func:`step_record`), the model and prompt, the MIDI's checksum.
+
+    ``model`` has ``path`` (None: the bundled model) and ``sha256``; ``prompt`` has
+    ``path`` and/or ``name`` and ``sha256``; ``extensions`` lists later steps (the UI's Extend).
+    """
+    from tunesmith import __version__
+
+    prompt = prompt or {}
+    record = {
+        "tool": TOOL,
+        **step,
+        "model_path": model.get("path"),
+        "model_sha256": model.get("sha256"),
+        "prompt_path": prompt.get("path"),
+        "prompt_name": prompt.get("name"),
+        "prompt_sha256": prompt.get("sha256"),
+        "midi_sha256": sha256_bytes(midi),
+        "tunesmith": __version__,
+    }
+    if extensions is not None:
+        record["extensions"] = extensions
+    return record
+
+
+def write_record(record: dict[str, Any], path: Path) -> None:
+    """Write the sidecar as indented JSON."""
+    path.write_text(json.dumps(record, indent=2, default=str))
+
+
+@dataclass(frozen=True)
+class Replay:
+    """What a record says to make again: parameters, model, prompt (with checksums)."""
+
+    config: GenerationConfig
+    model_path: str | None
+    model_sha256: str | None
+    prompt_path: str | None
+    prompt_name: str | None
+    prompt_sha256: str | None
+    prompt_notes: int | None
+
+
+def load_record(path: str | os.PathLike[str]) -> Replay:
+    """Read and check a sidecar; every problem is one line naming the file (and the field)."""
+    record = _read_json(Path(path))
+    params = record.get("params")
+    if not isinstance(params, dict):
+        raise TunesmithError(f"{path}: no generation parameters ('params' is {params!r})")
+    try:
+        config = GenerationConfig.from_dict(params)
+    except BadParameterError as err:
+        raise TunesmithError(f"{path}: {err}") from None
+    texts = {k: _optional(record, k, str, path) for k in _TEXT_FIELDS}
+    prompt_notes = _optional(record, "prompt_notes", int, path)
+    if prompt_notes is not None and prompt_notes < 0:
+        raise TunesmithError(f"{path}: prompt_notes must be 0 or more, not {prompt_notes}")
+    return Replay(config=config, prompt_notes=prompt_notes, **texts)
+
+
+_TEXT_FIELDS = ("model_path", "model_sha256", "prompt_path", "prompt_name", "prompt_sha256")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise TunesmithError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TunesmithError(f"{path}: not a generate JSON sidecar ({err})") from None
+    if not isinstance(record, dict) or record.get("tool") != TOOL:
+        raise TunesmithError(f'{path}: not a generate JSON sidecar (no "tool": "{TOOL}")')
+    return record
+
+
+def _optional(record: dict[str, Any], key: str, kind: type, path: Any) -> Any:
+    value = record.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+        raise TunesmithError(f"{path}: {key} must be {kind.__name__} or null, not {value!r}")
+    return value
