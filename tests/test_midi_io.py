@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +25,8 @@ ONE_NOTE = raw_track([(0, note_on(60)), (480, note_off(60))])
 
 def bad(source: bytes | Path, name: str = "x.mid") -> str:
     """Load ``source`` expecting a BadMidiError; return its message (checked one line, named)."""
-    start = time.perf_counter()
     with pytest.raises(BadMidiError) as info:
         load_midi(source, name=name)
-    assert time.perf_counter() - start < 2.0
     msg = str(info.value)
     assert "\n" not in msg and msg.startswith(f"{name}: ")
     return msg
