@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.chords import (
+    BassRule,
     ChordChart,
     check_chart,
     is_strong_beat,
@@ -139,3 +141,52 @@ def test_a_slash_bass_outside_the_scale_contradicts_bass_root_only() -> None:
     check_chart(chart, parse_scale("C:major"), None)
     with pytest.raises(BadParameterError, match="^--bass-root: .* bass of 'C/F#'"):
         check_chart(chart, parse_scale("C:major"), None, bass_root=True)
+
+
+def c_major_legal(lo: int = 48, hi: int = 84) -> np.ndarray:
+    pitches = np.arange(128)
+    return np.isin(pitches % 12, sorted(parse_scale("C:major"))) & (pitches >= lo) & (pitches <= hi)
+
+
+def test_bass_rule_values() -> None:
+    rule = BassRule(ChordChart.parse("C G/B | Am F"), c_major_legal())
+    assert [rule.lowest_bass(s) for s in (0, 8, 16, 24, 33)] == [48, 59, 57, 53, 48]
+    assert rule.max_duration(4, 50, 16) == 4  # D 50 would sound under G/B's lowest B (59)
+    assert rule.max_duration(4, 60, 40) == 40  # C 60 is above every chord's lowest bass
+    assert rule.max_duration(4, 59, 16) == 16  # B 59 held into G/B is its bass
+    allowed = rule.allowed_at_change(8)
+    assert allowed[47] and allowed[59] and allowed[60] and not allowed[57]
+    assert rule.may_leave(8, 59) and rule.may_leave(8, 71) and not rule.may_leave(8, 60)
+    assert not rule.may_leave(8, 128) and rule.may_leave(9, 128)
+
+
+def test_bass_rule_needs_a_playable_bass() -> None:
+    with pytest.raises(BadParameterError, match="^--bass-root: .* bass of 'D'"):
+        BassRule(ChordChart.parse("C D"), c_major_legal(60, 62) & (np.arange(128) != 62))
+
+
+def test_random_rows_under_the_bass_rule_put_the_bass_lowest_at_every_change() -> None:
+    chart = ChordChart.parse("C G/B | Am F | Dm7 G7 C")
+    legal = c_major_legal()
+    rule = BassRule(chart, legal)
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        step, sounding = 0, []  # (end, pitch) of the notes sounding at step
+        while step < 3 * chart.length:
+            low = 128
+            while True:  # notes of this step, high to low
+                ok = legal & (np.arange(128) < low)
+                if chart.is_change(step):
+                    ok &= rule.allowed_at_change(step)
+                lowest = min([p for _, p in sounding] + [low])
+                leave = rule.may_leave(step, lowest)
+                if not ok.any() or (leave and rng.random() < 0.5):
+                    assert leave, f"dead end at step {step}"
+                    break
+                low = int(rng.choice(np.flatnonzero(ok)))
+                dur = rule.max_duration(step, low, int(rng.integers(1, 40)))
+                sounding.append((step + dur, low))
+            if chart.is_change(step):
+                assert min(p for _, p in sounding) % 12 == chart.chord_at(step).bass
+            step += int(rng.integers(1, chart.steps_to_change(step) + 1))
+            sounding = [(e, p) for e, p in sounding if e > step]

@@ -17,6 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.constraints import TONICS
 from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
@@ -204,3 +206,52 @@ def check_chart(
             raise BadParameterError(
                 f"--bass-root: {rules} no room for the bass of {chord.symbol!r} from --chords"
             )
+
+
+class BassRule:
+    """``--bass-root`` as values: at each chord change the lowest sounding note is the chord's bass.
+
+    A row must stop at every change (:meth:`ChordChart.steps_to_change` caps a
+    rest); a note may be held across a change only above the lowest playable
+    bass of that chord, so a bass below it can always still come; at the change a
+    note may go below that bass only if it is one (notes of a step go high to
+    low); the row leaves the change once its lowest sounding note is a bass.
+    """
+
+    def __init__(self, chart: ChordChart, legal: np.ndarray) -> None:
+        """``legal``: ``(128,)`` bool of the pitches the other rules allow (scale, range)."""
+        self.chart = chart
+        pitches = np.arange(128)
+        self._lowest_bass: list[int] = []
+        for span in chart.spans:
+            found = np.flatnonzero(legal & (pitches % 12 == span.chord.bass))
+            if len(found) == 0:
+                raise BadParameterError(
+                    f"--bass-root: no allowed pitch is the bass of {span.chord.symbol!r}"
+                )
+            self._lowest_bass.append(int(found[0]))
+
+    def lowest_bass(self, step: int) -> int:
+        """The lowest playable bass pitch of the chord sounding at ``step``."""
+        return self._lowest_bass[self.chart.spans.index(self.chart.span_at(step))]
+
+    def max_duration(self, step: int, pitch: int, longest: int) -> int:
+        """Longest duration (<= ``longest``) of ``pitch`` from ``step`` that no change forbids."""
+        change = step + self.chart.steps_to_change(step)
+        while change < step + longest:
+            if pitch < self.lowest_bass(change):
+                return change - step  # end at that change, where it would bury the bass
+            change += self.chart.steps_to_change(change)
+        return longest
+
+    def allowed_at_change(self, step: int) -> np.ndarray:
+        """``(128,)`` bool for notes starting at a change: the bass, or above its lowest pitch."""
+        pitches = np.arange(128)
+        bass = self.chart.chord_at(step).bass
+        return (pitches % 12 == bass) | (pitches > self.lowest_bass(step))
+
+    def may_leave(self, step: int, lowest_sounding: int) -> bool:
+        """May the row advance past ``step``? At a change only over the chord's bass."""
+        if not self.chart.is_change(step):
+            return True
+        return lowest_sounding < 128 and lowest_sounding % 12 == self.chart.chord_at(step).bass
