@@ -190,3 +190,16 @@ def test_random_rows_under_the_bass_rule_put_the_bass_lowest_at_every_change() -
                 assert min(p for _, p in sounding) % 12 == chart.chord_at(step).bass
             step += int(rng.integers(1, chart.steps_to_change(step) + 1))
             sounding = [(e, p) for e, p in sounding if e > step]
+
+
+def test_pitch_table_rows_match_the_allowed_pitch_classes() -> None:
+    chart = ChordChart.parse("E7 Am | Dm")
+    key = parse_scale("A:minor")
+    table = chart.pitch_table(key)
+    assert table.shape == (6, 128)
+    for step in range(2 * chart.length):
+        row = table[chart.mask_row(step)]
+        assert set(np.flatnonzero(row) % 12) == chart.allowed_pitch_classes(step, key)
+        assert set(np.flatnonzero(row)) == {
+            p for p in range(128) if p % 12 in set(np.flatnonzero(row) % 12)
+        }

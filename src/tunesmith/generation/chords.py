@@ -165,10 +165,31 @@ class ChordChart:
         Chord tones on a strong beat; elsewhere chord tones or the key's scale
         (``key`` None: any pitch class).
         """
-        chord = self.chord_at(step)
-        if is_strong_beat(step):
-            return chord.pitch_classes
-        return PITCH_CLASSES if key is None else chord.pitch_classes | frozenset(key)
+        return _allowed(self.chord_at(step), is_strong_beat(step), key)
+
+    def mask_row(self, step: int) -> int:
+        """Row of :meth:`pitch_table` for a note starting at ``step``: ``2 * span + strong``."""
+        return 2 * self.spans.index(self.span_at(step)) + is_strong_beat(step)
+
+    def pitch_table(self, key: Iterable[int] | None) -> np.ndarray:
+        """``(2 * len(spans), 128)`` bool: per chord, off and on strong beats, the pitches allowed.
+
+        The grammar looks a row up per step (:meth:`mask_row`) instead of building masks.
+        """
+        pcs = np.arange(128) % 12
+        rows = [
+            np.isin(pcs, sorted(_allowed(span.chord, strong, key)))
+            for span in self.spans
+            for strong in (False, True)
+        ]
+        return np.stack(rows)
+
+
+def _allowed(chord: Chord, strong: bool, key: Iterable[int] | None) -> frozenset[int]:
+    """Chord tones on a strong beat; chord tones or the key's scale (None: any) elsewhere."""
+    if strong:
+        return chord.pitch_classes
+    return PITCH_CLASSES if key is None else chord.pitch_classes | frozenset(key)
 
 
 def is_strong_beat(step: int) -> bool:
