@@ -24,7 +24,7 @@ from tunesmith.ui.state import Session, StopFlags
 NO_EXAMPLE = "(none)"
 SCALES = ("", "C:major", "G:major", "D:major", "F:major", "A:minor", "E:minor", "D:minor",
           "D:dorian", "C:major_pentatonic", "A:blues")  # fmt: skip
-MAX_UPLOAD = "10mb"  # for launch(max_file_size=...): Gradio refuses bigger uploads itself
+MAX_UPLOAD = callbacks.MAX_UPLOAD_BYTES  # launch(max_file_size=...): Gradio refuses bigger uploads
 
 
 class _LazyGenerator:
