@@ -20,7 +20,13 @@ from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer
-from tunesmith.tokenization.midi_io import grid_notes, score_bpm, score_from_grid
+from tunesmith.tokenization.midi_io import (
+    PIANO_HIGH,
+    PIANO_LOW,
+    grid_notes,
+    score_bpm,
+    score_from_grid,
+)
 from tunesmith.tokenization.seed import SeedTokenizer
 
 
@@ -104,16 +110,25 @@ class Generator:
         return cls(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum, num_threads)
 
     def encode_prompt(
-        self, prompt: symusic.Score | None, prompt_notes: int | None = None
+        self,
+        prompt: symusic.Score | None,
+        prompt_notes: int | None = None,
+        prompt_name: str | None = None,
     ) -> tuple[list[int], int, np.ndarray]:
-        """Ids of the prompt's first ``prompt_notes`` notes (all when None), their count and rows."""
+        """Ids of the prompt's first ``prompt_notes`` notes (all when None), their count and rows.
+
+        ``prompt_name`` (the prompt's file) starts the error for a prompt without notes.
+        """
         if prompt_notes is not None and prompt_notes < 0:
             raise BadParameterError(f"--prompt-notes: must be 0 or more, not {prompt_notes}")
         rows = np.zeros((0, 3), dtype=np.int32)
         if prompt is not None:
             rows = grid_notes(prompt)
             if len(rows) == 0 and prompt_notes != 0:
-                raise BadMidiError("the prompt has no notes in the piano range (21-108)")
+                where = f"{prompt_name}: the prompt" if prompt_name else "the prompt"
+                raise BadMidiError(
+                    f"{where} has no notes in the piano range ({PIANO_LOW}-{PIANO_HIGH})"
+                )
             if prompt_notes is not None:
                 rows = rows[:prompt_notes]
         if isinstance(self.tokenizer, SeedTokenizer):
@@ -131,13 +146,14 @@ class Generator:
         prompt_notes: int | None = None,
         config: GenerationConfig | None = None,
         callback: Callback | None = None,
+        prompt_name: str | None = None,
         **params: Any,
     ) -> GenerationResult:
         """Generate new notes after the prompt; ``params`` override ``config``'s fields.
 
         ``callback(done, target)`` is called after every token with progress in
-        notes (or grid steps when ``bars`` is set); returning True cancels.
-        """
+        notes (or grid steps when ``bars`` is set); returning True cancels. ``prompt_name``
+        (e.g. its file) names the prompt in errors."""
         cfg = config or GenerationConfig()
         if params:
             unknown = set(params) - set(cfg.to_dict())
@@ -149,7 +165,7 @@ class Generator:
                 params.setdefault("notes", None)
             cfg = replace(cfg, **params)
         check_candidates(self.tokenizer, cfg)
-        prompt_ids, n_prompt, _ = self.encode_prompt(prompt, prompt_notes)
+        prompt_ids, n_prompt, _ = self.encode_prompt(prompt, prompt_notes, prompt_name)
         warnings = []
         context = self.model.cfg.context
         if len(prompt_ids) > context:
