@@ -82,7 +82,12 @@ class Trainer:
         if cfg.init_from is not None and saved is None:
             base = load_checkpoint(cfg.init_from)
         self.data: TrainingData = open_data(
-            Path(data), self.run_dir, cfg.tokenizer, base.tokenizer if base else None, self.dist
+            Path(data),
+            self.run_dir,
+            cfg.tokenizer,
+            base.tokenizer if base else None,
+            self.dist,
+            progress=self.progress,
         )
         self.tokenizer = self.data.tokenizer
         self.train_set, self.val_set = window_datasets(self.data, cfg)
@@ -338,11 +343,13 @@ class Trainer:
         score = val_loss if n else float(train_metrics.get("loss", math.inf))
         self._checkpoint(metrics, score)
         if self.dist.is_main:
-            train = train_metrics.get("loss", math.nan), train_metrics.get("acc", math.nan)
-            bar.write(
-                f"step {self.step}: train loss {train[0]:.4f} acc {train[1]:.3f}"
-                + (f" | val loss {val_loss:.4f} acc {val_acc:.3f}" if n else " | no val split")
-            )
+            parts = [f"step {self.step}:"]
+            if "loss" in train_metrics:  # none before the first --log-every interval ends
+                parts.append(
+                    f"train loss {train_metrics['loss']:.4f} acc {train_metrics['acc']:.3f} |"
+                )
+            parts.append(f"val loss {val_loss:.4f} acc {val_acc:.3f}" if n else "no val split")
+            bar.write(" ".join(parts))
             self._sample()
 
     def _sample(self) -> None:
