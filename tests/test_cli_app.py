@@ -69,3 +69,36 @@ def test_serves_the_page_on_loopback(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.mark.slow  # not yet seen passing: the loaded test machine never started the app
+def test_sigterm_removes_the_download_folder(tmp_path):
+    pytest.importorskip("gradio")
+    from tunesmith.model import Transformer, preset, save_checkpoint
+    from tunesmith.tokenization.seed import SeedTokenizer
+
+    model = tmp_path / "tiny"
+    save_checkpoint(model, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer())
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "TMPDIR": str(temp)}
+    cmd = [sys.executable, "-m", "tunesmith", "app", "--model", str(model), "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        deadline, served = time.monotonic() + 400, False
+        while time.monotonic() < deadline and proc.poll() is None and not served:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
+                    served = True
+            except OSError:
+                time.sleep(0.5)
+        assert served, "the app did not serve"
+        assert list(temp.glob("tunesmith-ui-*")), "no download folder while serving"
+    finally:
+        proc.terminate()  # SIGTERM
+        code = proc.wait(timeout=60)
+    assert code == 0
+    assert not list(temp.glob("tunesmith-ui-*"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -64,12 +65,22 @@ def run(args: argparse.Namespace) -> int:
         raise TunesmithError(f"--examples {examples}: no such folder")
     demo = build_app(lambda: generator, examples_dir=examples)
     print(f"tunesmith app: serving on http://{args.host}:{args.port} (Ctrl+C stops)")
-    demo.queue(max_size=64).launch(
-        server_name=args.host,
-        server_port=args.port,
-        max_file_size=MAX_UPLOAD,
-        share=False,
-        show_error=False,
-        quiet=True,
-    )
+    # A service manager stops with SIGTERM, whose default kills the process before
+    # any clean-up: turned into Ctrl+C, Gradio closes the server and we return.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        demo.queue(max_size=64).launch(
+            server_name=args.host,
+            server_port=args.port,
+            max_file_size=MAX_UPLOAD,
+            share=False,
+            show_error=False,
+            quiet=True,
+        )
+    finally:
+        demo.tunesmith_downloads.cleanup()  # the MIDI files offered for download
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -153,7 +153,11 @@ def _run(args: argparse.Namespace) -> int:
     bar = _Bar(plan.config)
     try:
         result = generator.generate(
-            prompt, prompt_notes=plan.prompt_notes, config=plan.config, callback=bar.update_to
+            prompt,
+            prompt_notes=plan.prompt_notes,
+            config=plan.config,
+            callback=bar.update_to,
+            prompt_name=str(plan.prompt) if plan.prompt else None,
         )
     finally:
         bar.close()

@@ -7,6 +7,7 @@ import inspect
 import sys
 
 from tunesmith.tokenization import TOKENIZER_NAMES
+from tunesmith.tokenization.midi_io import MAX_FILE_BYTES
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -43,6 +44,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         metavar="N",
         help="learn BPE up to N ids on the training split (remi/tsd only)",
     )
+    parser.add_argument(
+        "--max-file-mb",
+        type=float,
+        default=MAX_FILE_BYTES / 2**20,
+        metavar="MB",
+        help="reject files larger than this (default: %(default)g MB)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -59,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
         bpe_vocab_size=args.bpe_vocab,
+        max_file_bytes=int(args.max_file_mb * 2**20),
     )
     for name, reason in summary.rejected:
         print(f"rejected {name}: {reason}", file=sys.stderr)

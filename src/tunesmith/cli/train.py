@@ -146,7 +146,9 @@ def build_config(args: argparse.Namespace) -> Any:
     if given.get("max_steps") is not None and given.get("epochs") is not None:
         raise BadParameterError("give either --max-steps or --epochs, not both")
     if args.resume:
-        return resume_config(args.out, given)
+        resumed = resume_config(args.out, given)
+        if resumed is not None:
+            return resumed
     if given.get("init_from") is not None:
         if "preset" in given:
             raise BadParameterError(

@@ -21,7 +21,14 @@ from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer
-from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_bpm, score_from_grid
+from tunesmith.tokenization.midi_io import (
+    PIANO_HIGH,
+    PIANO_LOW,
+    grid_notes,
+    load_midi,
+    score_bpm,
+    score_from_grid,
+)
 from tunesmith.tokenization.seed import SeedTokenizer
 
 
@@ -96,6 +103,11 @@ def _as_score(prompt: symusic.Score | str | os.PathLike[str] | None) -> symusic.
     )
 
 
+def _path_name(prompt: object) -> str | None:
+    """A prompt given as a path names itself in errors."""
+    return str(prompt) if isinstance(prompt, str | os.PathLike) else None
+
+
 def _config(config: GenerationConfig | None, params: dict[str, Any]) -> GenerationConfig:
     """``config`` (default: the defaults) with ``params`` applied, every field checked."""
     if config is not None and not isinstance(config, GenerationConfig):
@@ -164,9 +176,15 @@ class Generator:
         return cls(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum, num_threads)
 
     def encode_prompt(
-        self, prompt: symusic.Score | None, prompt_notes: int | None = None
+        self,
+        prompt: symusic.Score | None,
+        prompt_notes: int | None = None,
+        prompt_name: str | None = None,
     ) -> tuple[list[int], int, np.ndarray]:
-        """Ids of the prompt's first ``prompt_notes`` notes (all when None), their count and rows."""
+        """Ids of the prompt's first ``prompt_notes`` notes (all when None), their count and rows.
+
+        ``prompt_name`` (the prompt's file) starts the error for a prompt without notes.
+        """
         if prompt_notes is not None and (
             isinstance(prompt_notes, bool) or not isinstance(prompt_notes, int)
         ):
@@ -177,7 +195,10 @@ class Generator:
         if prompt is not None:
             rows = grid_notes(prompt)
             if len(rows) == 0 and prompt_notes != 0:
-                raise BadMidiError("the prompt has no notes in the piano range (21-108)")
+                where = f"{prompt_name}: the prompt" if prompt_name else "the prompt"
+                raise BadMidiError(
+                    f"{where} has no notes in the piano range ({PIANO_LOW}-{PIANO_HIGH})"
+                )
             if prompt_notes is not None:
                 rows = rows[:prompt_notes]
         if isinstance(self.tokenizer, SeedTokenizer):
@@ -195,20 +216,24 @@ class Generator:
         prompt_notes: int | None = None,
         config: GenerationConfig | None = None,
         callback: Callback | None = None,
+        prompt_name: str | None = None,
         **params: Any,
     ) -> GenerationResult:
         """Generate new notes after the prompt (a Score or a MIDI path); ``params`` override
         ``config``'s fields.
 
         ``callback(done, target)`` is called after every token with progress in
-        notes (or grid steps when ``bars`` is set); returning True cancels.
+        notes (or grid steps when ``bars`` is set); returning True cancels. ``prompt_name``
+        (e.g. its file) names the prompt in errors; a path names itself.
         """
         cfg = _config(config, params)
         if callback is not None and not callable(callback):
             raise BadParameterError("must be a function or None", field="callback")
         check_candidates(self.tokenizer, cfg)
         score = _as_score(prompt)
-        prompt_ids, n_prompt, _ = self.encode_prompt(score, prompt_notes)
+        prompt_ids, n_prompt, _ = self.encode_prompt(
+            score, prompt_notes, prompt_name or _path_name(prompt)
+        )
         warnings = []
         context = self.model.cfg.context
         if len(prompt_ids) > context:

@@ -102,6 +102,42 @@ def write_folder_atomically(dest: Path, write: Any) -> Path:
     return dest
 
 
+def leftover_folders(dest: Path, kind: str) -> list[Path]:
+    """The ``.{dest.name}.{kind}-*`` siblings of ``dest`` (kind ``tmp`` or ``old``), oldest first.
+
+    :func:`write_folder_atomically` removes them itself; only a kill leaves them.
+    """
+    prefix = f".{dest.name}.{kind}-"
+    if not dest.parent.is_dir():
+        return []
+    found = [p for p in dest.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+def interrupted_swap(dest: Path) -> Path | None:
+    """The previous ``dest`` that a kill between the two renames set aside, if ``dest`` is missing."""
+    if dest.exists():
+        return None
+    olds = leftover_folders(dest, "old")
+    return olds[-1] if olds else None
+
+
+def recover_folder(dest: str | Path) -> None:
+    """Repair what a kill inside :func:`write_folder_atomically` left behind.
+
+    Killed between the two renames, ``dest`` is missing and the previous folder
+    waits under ``.{name}.old-*``: it is renamed back (a roll-back, always safe,
+    since that folder is whole). Every ``.{name}.tmp-*`` / ``.{name}.old-*``
+    left over is then removed.
+    """
+    dest = Path(dest)
+    previous = interrupted_swap(dest)
+    if previous is not None:
+        os.replace(previous, dest)
+    for leftover in leftover_folders(dest, "tmp") + leftover_folders(dest, "old"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
 def save_checkpoint(
     path: str | Path,
     model: Transformer,

@@ -9,6 +9,7 @@ tokenizers, the evaluation and the memorisation check share is
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -24,8 +25,9 @@ OUTPUT_TPQ = 480  # ticks per quarter of the MIDI files tunesmith writes
 DEFAULT_BPM = 120.0
 
 # Limits that keep a hostile file from exhausting memory or time. Real music is
-# orders of magnitude below each of them.
-MAX_FILE_BYTES = 64 * 1024 * 1024
+# orders of magnitude below each of them. MAX_FILE_BYTES is the default of every
+# reader (CLI, Python API, prepare, the web UI's uploads); each takes an override.
+MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_TRACKS = 1024
 MAX_NOTES = 2_000_000
 MAX_STEPS = 4 * 60 * 60 * 8  # four hours of 16th notes at 120 bpm (a 32-bit-safe span)
@@ -46,30 +48,79 @@ def _check_score(score: symusic.Score, name: str) -> symusic.Score:
     return score
 
 
-def load_midi(source: str | os.PathLike[str] | bytes, name: str | None = None) -> symusic.Score:
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, for a refusal."""
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a MIDI file"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "is not a regular file"
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:.3g} MB" if n_bytes >= 2**17 else f"{n_bytes} bytes"
+
+
+def _too_large(name: str, size: int, max_bytes: int) -> BadMidiError:
+    # The size read may stop one byte past the limit: say "over" rather than a wrong size.
+    what = _size(size) if size != max_bytes + 1 else "the file"
+    return BadMidiError(f"{name}: {what} is over the {_size(max_bytes)} limit")
+
+
+def read_file_bytes(path: str | os.PathLike[str], name: str, max_bytes: int) -> bytes:
+    """The bytes of ``path`` (symlinks followed) if it is a regular file of at most ``max_bytes``.
+
+    A FIFO, device, socket or folder is refused before it is opened (opening a
+    FIFO blocks; ``/dev/zero`` never ends), and again on the opened descriptor,
+    so a file swapped in between cannot slip through. At most ``max_bytes + 1``
+    bytes are ever read.
+    """
+    try:
+        mode = os.stat(path).st_mode
+        if not stat.S_ISREG(mode):
+            raise BadMidiError(f"{name}: {_kind(mode)}")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise BadMidiError(f"{name}: no such file") from None
+    except OSError as err:
+        raise BadMidiError(f"{name}: cannot read ({err.strerror or err})") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BadMidiError(f"{name}: {_kind(info.st_mode)}")
+        if info.st_size > max_bytes:
+            raise _too_large(name, info.st_size, max_bytes)
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:  # the file grew since fstat
+        raise _too_large(name, len(data), max_bytes)
+    return data
+
+
+def load_midi(
+    source: str | os.PathLike[str] | bytes,
+    name: str | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> symusic.Score:
     """Parse a MIDI file (a path or its bytes) into a tick-based symusic Score.
 
     Raises :class:`BadMidiError` with a one-line reason naming the file for a
-    missing, empty, oversized, corrupt or hostile file.
+    missing, empty, oversized (over ``max_bytes``), corrupt or hostile file, or a
+    path that is not a regular file (a folder, a FIFO, a device).
     """
     if isinstance(source, bytes | bytearray):
         data = bytes(source)
         name = name or "<bytes>"
     else:
-        path = Path(source)
-        name = name or str(path)
-        if not path.exists():
-            raise BadMidiError(f"{name}: no such file")
-        if path.is_dir():
-            raise BadMidiError(f"{name}: is a folder, not a MIDI file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise BadMidiError(f"{name}: file too large ({size} bytes > {MAX_FILE_BYTES})")
-        data = path.read_bytes()
+        name = name or str(source)
+        data = read_file_bytes(source, name, max_bytes)
     if len(data) == 0:
         raise BadMidiError(f"{name}: empty file (0 bytes)")
-    if len(data) > MAX_FILE_BYTES:
-        raise BadMidiError(f"{name}: file too large ({len(data)} bytes > {MAX_FILE_BYTES})")
+    if len(data) > max_bytes:
+        raise _too_large(name, len(data), max_bytes)
     if data[:4] != b"MThd":
         raise BadMidiError(f"{name}: not a MIDI file (no MThd header)")
     try:

@@ -36,14 +36,16 @@ def fingerprint(cache_dir: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _prepare_into(source: Path, cache_dir: Path, tokenizer: str, dist: DistInfo) -> None:
+def _prepare_into(
+    source: Path, cache_dir: Path, tokenizer: str, dist: DistInfo, progress: bool
+) -> None:
     """Rank 0 tokenizes the folder; the others wait, then everyone reads the cache."""
     from tunesmith.data.prepare import prepare
 
     failed: TunesmithError | None = None
     if dist.is_main:
         try:
-            summary = prepare(source, cache_dir, tokenizer=tokenizer, progress=True)
+            summary = prepare(source, cache_dir, tokenizer=tokenizer, progress=progress)
             print(f"prepared {cache_dir}: {summary.line()}", flush=True)
         except TunesmithError as err:
             failed = err
@@ -59,8 +61,11 @@ def open_data(
     tokenizer_name: str,
     required: Tokenizer | None,
     dist: DistInfo,
+    progress: bool = True,
 ) -> TrainingData:
     """Use ``source`` if it is a token cache, else prepare it into ``run_dir/cache``.
+
+    ``progress`` shows the tokenize progress bar while preparing.
 
     ``required`` (the tokenizer of ``--init-from``) must equal the cache's tokenizer,
     as must ``tokenizer_name``.
@@ -79,7 +84,7 @@ def open_data(
                     f"{cache_dir}: was prepared from {prepared_from}, not {source.resolve()}; use a new --out"
                 )
         else:
-            _prepare_into(source, cache_dir, tokenizer_name, dist)
+            _prepare_into(source, cache_dir, tokenizer_name, dist, progress)
     else:
         raise TunesmithError(
             f"{source}: is a file; train needs a folder of MIDI files or a token cache"

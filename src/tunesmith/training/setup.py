@@ -10,7 +10,7 @@ from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.training.config import TrainConfig
-from tunesmith.training.state import saved_run
+from tunesmith.training.state import saved_train_config
 
 
 def build_model(
@@ -36,14 +36,18 @@ def build_model(
     return model
 
 
-def resume_config(run_dir: str | Path, given: dict[str, Any]) -> TrainConfig:
+def resume_config(run_dir: str | Path, given: dict[str, Any]) -> TrainConfig | None:
     """The saved run's TrainConfig with the options the user gave on the command line.
 
     The result must still match the saved run outside :data:`RESUMABLE_FIELDS`
     (checked by :class:`Trainer`); the cosine horizon (``decay_steps``) stays the
     saved one unless given, so extending ``max_steps`` does not rewrite the past.
+    ``None``: the run was killed before its first checkpoint and recorded no
+    config; it starts afresh with the options given, as a new run would.
     """
-    _, saved = saved_run(Path(run_dir))
+    saved = saved_train_config(Path(run_dir))
+    if saved is None:
+        return None
     merged = saved.to_dict()
     if given.get("precision") == "auto":  # a run's auto was resolved at its start: keep it
         given = {k: v for k, v in given.items() if k != "precision"}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +14,26 @@ import torch
 
 from tunesmith.data.cache import is_cache_dir
 from tunesmith.errors import BadCheckpointError, TunesmithError
-from tunesmith.model.checkpoint import STATE_FILE, read_config
+from tunesmith.model.checkpoint import (
+    STATE_FILE,
+    interrupted_swap,
+    read_config,
+    recover_folder,
+)
 from tunesmith.model.config import ModelConfig
 from tunesmith.training.config import TrainConfig
+from tunesmith.training.data import CACHE_SUBDIR
+from tunesmith.training.metrics import METRICS_FILE, truncate_metrics
 
 LAST, BEST, SAMPLES = "last", "best", "samples"
+# The TrainConfig a run was started with, written before its first step: --resume
+# of a run killed before its first checkpoint starts afresh with it.
+RUN_CONFIG = "train_config.json"
+# Everything a run may have written before its first checkpoint of last/ was whole
+# (best/ is written just before last/).
+_BEFORE_FIRST_CHECKPOINT = frozenset(
+    {CACHE_SUBDIR, METRICS_FILE, RUN_CONFIG, BEST, SAMPLES, "tensorboard", "wandb", "wandb_id.txt"}
+)
 
 
 def rng_state() -> dict[str, Any]:
@@ -55,17 +73,100 @@ def check_fresh_run_dir(run_dir: Path) -> None:
     if not run_dir.is_dir():
         raise TunesmithError(f"--out {run_dir}: exists and is not a folder")
     entries = [p.name for p in run_dir.iterdir()]
-    if entries == ["cache"] and is_cache_dir(run_dir / "cache"):
+    if entries == [CACHE_SUBDIR] and is_cache_dir(run_dir / CACHE_SUBDIR):
         return
     if entries:
-        hint = " (add --resume to continue it)" if (run_dir / LAST).is_dir() else ""
+        started = any((run_dir / name).exists() for name in (LAST, RUN_CONFIG, METRICS_FILE))
+        hint = " (add --resume to continue it)" if started else ""
         raise TunesmithError(f"--out {run_dir}: folder is not empty{hint}; choose a new folder")
 
 
-def saved_run(run_dir: Path) -> tuple[dict[str, Any], TrainConfig]:
-    """The ``config.json`` of ``run_dir/last`` and its TrainConfig, for --resume."""
+def _is_leftover(name: str) -> bool:
+    """A temporary of an atomic write (checkpoint, cache, config, metrics) that a kill left."""
+    folders = [f".{n}.{k}-" for n in (LAST, BEST, CACHE_SUBDIR) for k in ("tmp", "old")]
+    files = [f".{RUN_CONFIG}.tmp-", Path(METRICS_FILE).with_suffix(".tmp").name]
+    return any(name.startswith(prefix) for prefix in folders + files)
+
+
+def recover_run_dir(run_dir: Path) -> None:
+    """Repair a run folder after a kill mid-write (rank 0 only, before anything reads it).
+
+    An interrupted swap of ``last/`` or ``best/`` is rolled back, and every
+    temporary of an atomic write (checkpoints, token cache, config) is removed.
+    """
+    if not run_dir.is_dir():
+        return
+    for name in (BEST, LAST):
+        recover_folder(run_dir / name)
+    for leftover in [p for p in run_dir.iterdir() if _is_leftover(p.name)]:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+def resumable_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint --resume continues from; ``None`` before the first one.
+
+    That is ``last/``, or, if a kill came between the two renames of its
+    swap, the previous ``last/`` set aside (which :func:`recover_run_dir` puts back).
+    """
     last = run_dir / LAST
-    if not (last / STATE_FILE).is_file():
+    for folder in (last, interrupted_swap(last)):
+        if folder is not None and (folder / STATE_FILE).is_file():
+            return folder
+    return None
+
+
+def check_restartable(run_dir: Path) -> None:
+    """A run folder without a checkpoint may start afresh under --resume.
+
+    Only if it holds nothing but what a run writes before its first checkpoint;
+    anything else (or no folder at all) is refused.
+    """
+    names = set()
+    if run_dir.is_dir():
+        names = {p.name for p in run_dir.iterdir() if not _is_leftover(p.name)}
+    if not run_dir.is_dir() or not names <= _BEFORE_FIRST_CHECKPOINT:
+        raise TunesmithError(f"--resume: {run_dir} holds no resumable run (no {LAST}/{STATE_FILE})")
+
+
+def start_afresh(run_dir: Path) -> None:
+    """Clear what a run killed before its first checkpoint logged and saved (rank 0)."""
+    truncate_metrics(run_dir, 0)
+    for name in (BEST, SAMPLES):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def write_run_config(run_dir: Path, cfg: TrainConfig) -> None:
+    """Record the run's TrainConfig before its first step (atomically: a kill leaves the old one)."""
+    tmp = run_dir / f".{RUN_CONFIG}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({"train": cfg.to_dict()}, indent=2))
+    os.replace(tmp, run_dir / RUN_CONFIG)
+
+
+def saved_train_config(run_dir: Path) -> TrainConfig | None:
+    """The TrainConfig --resume continues: the checkpoint's, else the one the run started with.
+
+    ``None`` for a run killed before its first checkpoint that recorded no config
+    (a folder from an older version): it starts afresh with the options given.
+    """
+    if resumable_checkpoint(run_dir) is not None:
+        return saved_run(run_dir)[1]
+    check_restartable(run_dir)
+    path = run_dir / RUN_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text())["train"])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as err:
+        raise TunesmithError(f"--resume: {path}: unreadable ({err})") from None
+
+
+def saved_run(run_dir: Path) -> tuple[dict[str, Any], TrainConfig]:
+    """The ``config.json`` of the checkpoint to resume and its TrainConfig."""
+    last = resumable_checkpoint(run_dir)
+    if last is None:
         raise TunesmithError(f"--resume: {run_dir} holds no resumable run (no {LAST}/{STATE_FILE})")
     try:
         config = read_config(last)

@@ -42,12 +42,17 @@ from tunesmith.training.state import (
     LAST,
     SAMPLES,
     check_fresh_run_dir,
+    check_restartable,
     check_resume_compatible,
     load_train_state,
+    recover_run_dir,
+    resumable_checkpoint,
     rng_state,
     saved_run,
     seed_everything,
     set_rng_state,
+    start_afresh,
+    write_run_config,
 )
 
 
@@ -69,19 +74,21 @@ class Trainer:
         torch.set_flush_denormal(True)
         self.run_dir = Path(run_dir)
         self.progress = progress and self.dist.is_main
-        self.resume = resume
-        saved: dict[str, Any] | None = None
-        if resume:
-            saved, saved_train = saved_run(self.run_dir)
-        else:
-            check_fresh_run_dir(self.run_dir)
+        saved = self._open_run_dir(resume)
+        # --resume of a run killed before its first checkpoint starts afresh.
+        self.resume, self.restart = saved is not None, resume and saved is None
         if cfg.wandb and importlib.util.find_spec("wandb") is None:
             raise TunesmithError("--wandb needs the wandb package: pip install wandb")
         base = None
-        if cfg.init_from is not None and not resume:
+        if cfg.init_from is not None and saved is None:
             base = load_checkpoint(cfg.init_from)
         self.data: TrainingData = open_data(
-            Path(data), self.run_dir, cfg.tokenizer, base.tokenizer if base else None, self.dist
+            Path(data),
+            self.run_dir,
+            cfg.tokenizer,
+            base.tokenizer if base else None,
+            self.dist,
+            progress=self.progress,
         )
         self.tokenizer = self.data.tokenizer
         self.train_set, self.val_set = window_datasets(self.data, cfg)
@@ -90,17 +97,7 @@ class Trainer:
         )
         self.cfg = cfg.resolved(self.steps_per_epoch)
         seed_everything(self.cfg.seed)  # the same initial weights on every rank
-        if resume and saved is not None:
-            model_cfg = ModelConfig.from_dict(saved["model"])
-            self.model = Transformer(model_cfg, pad_id=self.tokenizer.pad_id)
-            check_resume_compatible(saved, saved_train, self.cfg, model_cfg, self.data.info)
-        else:
-            self.model = build_model(
-                self.cfg,
-                self.tokenizer.vocab_size,
-                self.tokenizer.pad_id,
-                base.model if base else None,
-            )
+        self.model = self._build_model(saved, base.model if base else None)
         self.model.to(self.dist.device)
         if self.cfg.precision == "auto" and not resume:
             self.cfg = replace(self.cfg, precision=self._measure_precision())
@@ -109,10 +106,27 @@ class Trainer:
         )
         self.step, self.best_val, self.tokens_seen, self.elapsed = 0, math.inf, 0, 0.0
         self._lr = 0.0
+        # The training loss summed since the last log record (loss sum, correct,
+        # count) and that record: both outlive a checkpoint, so a resumed run logs
+        # what an uninterrupted one does.
+        self._train_acc = torch.zeros(3, dtype=torch.float64, device=self.dist.device)
+        self._last_train: dict[str, Any] = {}
         # Ranks differ in dropout masks only (one process is rank 0: seed + 0).
         seed_everything(self.cfg.seed + self.dist.rank)
-        if resume:
+        if self.resume:
             self._restore()
+        elif self.restart and self.dist.is_main:
+            start_afresh(self.run_dir)
+
+    def _build_model(
+        self, saved: tuple[dict[str, Any], TrainConfig] | None, base: Transformer | None
+    ) -> Transformer:
+        """The saved run's model (weights restored later), or a new one / a copy of ``base``."""
+        if saved is None:
+            return build_model(self.cfg, self.tokenizer.vocab_size, self.tokenizer.pad_id, base)
+        model_cfg = ModelConfig.from_dict(saved[0]["model"])
+        check_resume_compatible(*saved, self.cfg, model_cfg, self.data.info)
+        return Transformer(model_cfg, pad_id=self.tokenizer.pad_id)
 
     def _measure_precision(self) -> str:
         """fp32 or bf16, whichever trains faster here with the same loss (see ``precision``)."""
@@ -126,6 +140,23 @@ class Trainer:
         return probe.chosen
 
     # -- state ------------------------------------------------------------------
+    def _open_run_dir(self, resume: bool) -> tuple[dict[str, Any], TrainConfig] | None:
+        """Check the run folder; with ``resume``, repair a kill's leftovers and read the run.
+
+        Returns the saved ``config.json`` and TrainConfig, or ``None`` for a new
+        run (or a run killed before its first checkpoint: it starts afresh).
+        """
+        if not resume:
+            check_fresh_run_dir(self.run_dir)
+            return None
+        if self.dist.is_main:
+            recover_run_dir(self.run_dir)
+        barrier(self.dist)
+        if resumable_checkpoint(self.run_dir) is None:
+            check_restartable(self.run_dir)
+            return None
+        return saved_run(self.run_dir)
+
     def _restore(self) -> None:
         from safetensors.torch import load_file
 
@@ -148,6 +179,10 @@ class Trainer:
             group["lr"] = base_lr * fn(self.scheduler.last_epoch)
         self.step, self.best_val = state["step"], state["best_val"]
         self.tokens_seen, self.elapsed = state["tokens_seen"], state["elapsed"]
+        # Checkpoints before these were kept lose only the partial log interval.
+        if "train_acc" in state and self.dist.is_main:  # the sum over ranks, kept by rank 0
+            self._train_acc = state["train_acc"].to(self.dist.device, torch.float64)
+        self._last_train = dict(state.get("last_train_log", {}))
         rngs = state["rng"]
         if len(rngs) == self.dist.world_size:
             set_rng_state(rngs[self.dist.rank])
@@ -171,6 +206,8 @@ class Trainer:
             "tokens_seen": self.tokens_seen,
             "elapsed": self.elapsed,
             "world_size": self.dist.world_size,
+            "train_acc": all_sum(self.dist, self._train_acc).cpu(),
+            "last_train_log": dict(self._last_train),
         }
 
     def _extra(self, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -183,26 +220,18 @@ class Trainer:
         if not self.dist.is_main:
             return
         extra = self._extra(metrics)
-        save_checkpoint(self.run_dir / LAST, self.model, self.tokenizer, extra, train_state=state)
+        # best/ first: a kill before last/ is whole resumes from the previous
+        # last/, which redoes this evaluation and so writes best/ again.
         if improved or not (self.run_dir / BEST).exists():
             save_checkpoint(self.run_dir / BEST, self.model, self.tokenizer, extra)
+        save_checkpoint(self.run_dir / LAST, self.model, self.tokenizer, extra, train_state=state)
 
     # -- the loop ---------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Train to ``max_steps``; returns the final metrics."""
         cfg, dist = self.cfg, self.dist
         assert cfg.max_steps is not None
-        if dist.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        barrier(dist)
-        logger = MetricsLogger(
-            self.run_dir,
-            dist.is_main,
-            cfg.tensorboard,
-            cfg.wandb,
-            self._extra({}),
-            resume=self.resume,
-        )
+        logger = self._start_logging()
         # The only buffers are constant position tables: no need to broadcast them.
         ddp = (
             DistributedDataParallel(self.model, broadcast_buffers=False)
@@ -220,8 +249,6 @@ class Trainer:
             unit="step",
             mininterval=interval,
         )
-        acc = torch.zeros(3, dtype=torch.float64, device=dist.device)  # loss sum, correct, count
-        last: dict[str, Any] = {}
         t_log = time.perf_counter()
         try:
             while self.step < cfg.max_steps:
@@ -230,14 +257,14 @@ class Trainer:
                 for _, idx in epoch_batches(
                     len(self.train_set), dist, cfg.batch_size, cfg.seed, epoch, start
                 ):
-                    acc += self._step(ddp, idx, window)
+                    self._train_acc += self._step(ddp, idx, window)
                     if self.step % cfg.log_every == 0 or self.step == cfg.max_steps:
-                        last = self._log_train(logger, bar, acc, epoch, window, t_log)
-                        acc.zero_()
+                        self._last_train = self._log_train(logger, bar, epoch, window, t_log)
+                        self._train_acc.zero_()
                         t_log = time.perf_counter()
                     bar.update(1)
                     if self.step % cfg.eval_every == 0 or self.step == cfg.max_steps:
-                        last = self._evaluate(logger, last, bar)
+                        self._evaluate(logger, bar)
                         t_log = time.perf_counter()  # evaluation time is not training throughput
                     if self.step >= cfg.max_steps:
                         break
@@ -248,7 +275,22 @@ class Trainer:
             from tunesmith.training.plot import plot_run
 
             plot_run(self.run_dir)
-        return last
+        return self._last_train
+
+    def _start_logging(self) -> MetricsLogger:
+        """Create the run folder, record the config the run starts with, open the logs."""
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_config(self.run_dir, self.cfg)
+        barrier(self.dist)
+        return MetricsLogger(
+            self.run_dir,
+            self.dist.is_main,
+            self.cfg.tensorboard,
+            self.cfg.wandb,
+            self._extra({}),
+            resume=self.resume or self.restart,
+        )
 
     def _step(self, ddp: torch.nn.Module, idx: list[int], window: int) -> torch.Tensor:
         """One optimizer step on windows ``idx``; returns (loss sum, correct, count)."""
@@ -272,13 +314,12 @@ class Trainer:
         self,
         logger: MetricsLogger,
         bar: tqdm,
-        acc: torch.Tensor,
         epoch: int,
         window: int,
         t_log: float,
     ) -> dict[str, Any]:
         """Log the training loss and accuracy since the last record (summed over ranks)."""
-        t = all_sum(self.dist, acc)
+        t = all_sum(self.dist, self._train_acc)
         n_steps = (self.step - 1) % self.cfg.log_every + 1
         record = {
             "step": self.step,
@@ -295,10 +336,8 @@ class Trainer:
         bar.set_postfix(loss=f"{record['loss']:.3f}", tok_s=f"{record['tok_s']:.0f}", refresh=False)
         return record
 
-    def _evaluate(
-        self, logger: MetricsLogger, train_metrics: dict[str, Any], bar: tqdm
-    ) -> dict[str, Any]:
-        cfg = self.cfg
+    def _evaluate(self, logger: MetricsLogger, bar: tqdm) -> None:
+        cfg, train_metrics = self.cfg, self._last_train
         val_loss, val_acc, n = evaluate(
             self.model,
             self.val_set,
@@ -318,13 +357,14 @@ class Trainer:
         score = val_loss if n else float(train_metrics.get("loss", math.inf))
         self._checkpoint(metrics, score)
         if self.dist.is_main:
-            train = train_metrics.get("loss", math.nan), train_metrics.get("acc", math.nan)
-            bar.write(
-                f"step {self.step}: train loss {train[0]:.4f} acc {train[1]:.3f}"
-                + (f" | val loss {val_loss:.4f} acc {val_acc:.3f}" if n else " | no val split")
-            )
+            parts = [f"step {self.step}:"]
+            if "loss" in train_metrics:  # none before the first --log-every interval ends
+                parts.append(
+                    f"train loss {train_metrics['loss']:.4f} acc {train_metrics['acc']:.3f} |"
+                )
+            parts.append(f"val loss {val_loss:.4f} acc {val_acc:.3f}" if n else "no val split")
+            bar.write(" ".join(parts))
             self._sample()
-        return train_metrics
 
     def _sample(self) -> None:
         if self.cfg.sample_notes == 0:

@@ -25,7 +25,7 @@ from tunesmith.ui.params import ControlSpec, config_from_controls, control_specs
 from tunesmith.ui.state import Session, StopFlags
 
 NO_EXAMPLE = "(none)"
-MAX_UPLOAD = "10mb"  # for launch(max_file_size=...): Gradio refuses bigger uploads itself
+MAX_UPLOAD = callbacks.MAX_UPLOAD_BYTES  # launch(max_file_size=...): Gradio refuses bigger uploads
 
 
 class _LazyGenerator:

@@ -23,11 +23,11 @@ from tunesmith.evaluation.memorisation import copy_of_training_data
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.generator import NO_LEGAL_NOTE, GenerationResult
 from tunesmith.generation.record import make_record, sha256_bytes, sha256_file, step_record
-from tunesmith.tokenization.midi_io import grid_notes, load_midi
+from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, grid_notes, load_midi
 from tunesmith.ui.params import parse_prompt_notes
 from tunesmith.ui.state import Session, Version
 
-MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_UPLOAD_BYTES = MAX_FILE_BYTES
 AUDIO_SAMPLE_RATE = 22050  # a preview player: half the bytes of 44.1 kHz per request
 EXAMPLE_OPENING_NOTES = 48  # prompt length suggested when an example is picked
 
@@ -79,15 +79,9 @@ def read_upload(path: str | os.PathLike[str], max_bytes: int = MAX_UPLOAD_BYTES)
     """Parse an uploaded MIDI file, refusing one over ``max_bytes`` or without notes."""
     path = Path(path)
     name = path.name
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        raise BadMidiError(f"{name}: the upload is gone, please upload it again") from None
-    if size > max_bytes:
-        raise BadMidiError(
-            f"{name}: {size / 2**20:.1f} MB is over the {max_bytes / 2**20:.0f} MB limit"
-        )
-    score = load_midi(path, name=name)
+    if not path.exists() and not path.is_symlink():
+        raise BadMidiError(f"{name}: the upload is gone, please upload it again")
+    score = load_midi(path, name=name, max_bytes=max_bytes)
     if len(grid_notes(score)) == 0:
         raise BadMidiError(f"{name}: no notes in the piano range (21-108)")
     return score
