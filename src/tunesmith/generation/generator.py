@@ -86,8 +86,9 @@ class Generator:
         """``num_threads``: torch threads while decoding (None: leave torch's setting).
 
         One thread is the default: batch-1 decoding is bound by memory traffic, so a
-        second thread gains little on an idle machine, and on a busy one two
-        spinning OpenMP threads measured up to 100x slower here.
+        second thread gains little on an idle machine, while on a busy one OpenMP
+        threads that spin waiting for each other can be far slower
+        (``python -m benchmarks.generation --threads N`` measures it).
         """
         self.model = model.eval()
         self.tokenizer = tokenizer
