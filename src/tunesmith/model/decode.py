@@ -169,10 +169,9 @@ class Decoder:
         self._buffers: StepBuffers | None = None
 
     def _prepare(self, batch: int) -> tuple[StepWeights, StepBuffers]:
-        split = _split_for_threads(self.model)
         w = self._weights
-        if w is None or w.split != split:
-            w = self._weights = StepWeights(self.model, split)
+        if w is None:  # laid out for the threads of the first step, then kept: one session
+            w = self._weights = StepWeights(self.model, _split_for_threads(self.model))
         buf = self._buffers
         if buf is None or buf.batch != batch:
             buf = self._buffers = StepBuffers(w.embed, batch, w.C, w.H, w.D)
