@@ -31,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tunesmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
-        try:
-            mod = importlib.import_module(f"tunesmith.cli.{module}")
-        except ModuleNotFoundError as err:
-            if err.name and err.name.startswith("tunesmith.cli."):
-                continue  # a command still being written
-            raise
-        mod.add_parser(sub)
+        importlib.import_module(f"tunesmith.cli.{module}").add_parser(sub)
     return parser
 
 

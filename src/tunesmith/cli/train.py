@@ -58,7 +58,11 @@ _OPTIONS: list[tuple[str, type, str]] = [
         "notes in the sample written at each evaluation (default 64; 0 disables)",
     ),
     ("--seed", int, "seed of the initialisation, data order, dropout and augmentation (default 0)"),
-    ("--precision", str, "auto (default: time fp32 and bf16 steps here at start-up, keep the faster), fp32 or bf16"),
+    (
+        "--precision",
+        str,
+        "auto (default: time fp32 and bf16 steps here at start-up, keep the faster), fp32 or bf16",
+    ),
 ]
 
 

@@ -148,8 +148,10 @@ class Generator:
     ) -> None:
         """``num_threads``: torch threads while decoding (None: leave torch's setting).
 
-        One thread is the default: batch-1 decoding is bound by memory traffic, so
-        more threads gain little and contend with other work (see the benchmarks).
+        One thread is the default: batch-1 decoding is bound by memory traffic, so a
+        second thread gains little on an idle machine, while on a busy one OpenMP
+        threads that spin waiting for each other can be far slower
+        (``python -m benchmarks.generation --threads N`` measures it).
         A model with a non-finite weight is refused here.
         """
         check_finite_weights(model, str(checkpoint) if checkpoint else "the model")

@@ -4,6 +4,9 @@
 followed by a duration; notes of one step go from high to low pitch; no special
 token mid-piece) and adds the musical rules (scale, pitch range, polyphony).
 :class:`TokenKindGrammar` is the looser rule set for miditok encodings.
+
+A grammar starts as one row fed the prompt; :meth:`reorder` (beam search, through
+:class:`tunesmith.generation.sequences.Sequences`) makes it as many rows as it is given.
 """
 
 from __future__ import annotations
@@ -52,39 +55,42 @@ def pitch_allowed(tokenizer: Tokenizer, cfg: GenerationConfig) -> np.ndarray:
     return ok
 
 
+def _kind_allowed(tokenizer: Tokenizer, cfg: GenerationConfig, names: list[str]) -> np.ndarray:
+    """``(V,)`` bool: real tokens that may appear mid-piece (EOS included), pitches as constrained."""
+    kinds = tokenizer.kinds
+    allowed = (kinds != TokenKind.SPECIAL) & (kinds != TokenKind.OTHER) | (
+        np.arange(len(kinds)) == tokenizer.eos_id
+    )
+    # miditok's OTHER tokens (velocity, bar, position, tempo) are real tokens; only unused padding ids are not.
+    real_other = np.array(
+        [
+            k == TokenKind.OTHER and not n.startswith("Unused")
+            for k, n in zip(kinds, names, strict=True)
+        ]
+    )
+    allowed |= real_other
+    return allowed & (~(kinds == TokenKind.PITCH) | pitch_allowed(tokenizer, cfg))
+
+
 class TokenKindGrammar:
     """Rules from token kinds alone: no PAD/BOS mid-piece, pitches as constrained."""
 
-    def __init__(self, tokenizer: Tokenizer, cfg: GenerationConfig, batch: int) -> None:
+    def __init__(self, tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
         if cfg.bars is not None or cfg.max_polyphony is not None:
             raise BadParameterError(
                 f"--bars and --max-polyphony need the seed tokenizer (this model uses {tokenizer.name})"
             )
-        kinds = tokenizer.kinds
-        allowed = (kinds != TokenKind.SPECIAL) & (kinds != TokenKind.OTHER) | (
-            np.arange(len(kinds)) == tokenizer.eos_id
-        )
-        # miditok's OTHER tokens (velocity, bar, position, tempo) are real tokens; only unused padding ids are not.
-        names = [tokenizer.token_str(i) for i in range(len(kinds))]
-        real_other = np.array(
-            [
-                k == TokenKind.OTHER and not n.startswith("Unused")
-                for k, n in zip(kinds, names, strict=True)
-            ]
-        )
-        allowed |= real_other
-        is_pitch = kinds == TokenKind.PITCH
-        allowed &= ~is_pitch | pitch_allowed(tokenizer, cfg)
-        self._allowed = torch.from_numpy(allowed)[None].expand(batch, -1)
+        names = [tokenizer.token_str(i) for i in range(len(tokenizer.kinds))]
+        allowed = _kind_allowed(tokenizer, cfg, names)
+        self._allowed = torch.from_numpy(allowed)[None]  # (1, V): the same for every row
         no_eos = allowed.copy()
         no_eos[tokenizer.eos_id] = False
-        self._allowed_no_eos = torch.from_numpy(no_eos)[None].expand(batch, -1)
+        self._allowed_no_eos = torch.from_numpy(no_eos)[None]
         self.stop_at_eos = cfg.stop_at_eos
-        self._is_pitch = is_pitch
+        self._is_pitch = tokenizer.kinds == TokenKind.PITCH
         self._to_duration = np.array([n.startswith(("Pitch", "Velocity")) for n in names])
-        self.batch = batch
-        self.last = np.full(batch, -1, dtype=np.int64)
-        self.new_notes = np.zeros(batch, dtype=np.int64)
+        self.last = np.full(1, -1, dtype=np.int64)
+        self.new_notes = np.zeros(1, dtype=np.int64)
         self.eos_id = tokenizer.eos_id
 
     def feed_prompt(self, ids: list[int]) -> None:
@@ -92,6 +98,7 @@ class TokenKindGrammar:
             self.last[:] = ids[-1]
 
     def allowed(self) -> torch.Tensor:
+        """``(B, V)`` or ``(1, V)`` bool of the ids each row may produce next."""
         if self.stop_at_eos and (self.new_notes > 0).all():
             return self._allowed
         if not self.stop_at_eos or not (self.new_notes > 0).any():
@@ -108,7 +115,8 @@ class TokenKindGrammar:
         self.last = tokens.copy()
 
     def reorder(self, rows: np.ndarray) -> None:
-        self.last, self.new_notes = self.last[rows].copy(), self.new_notes[rows].copy()
+        """Row i continues row ``rows[i]``; as many rows as ``rows`` has."""
+        self.last, self.new_notes = self.last[rows], self.new_notes[rows]
 
     def progress(self, cfg: GenerationConfig) -> np.ndarray:
         """``(B,)`` how far each row is, in the unit of the length target (notes)."""
@@ -121,7 +129,10 @@ class TokenKindGrammar:
 class SeedGrammar:
     """The seed encoding's grammar plus scale, pitch-range, polyphony and repeat masks."""
 
-    def __init__(self, tokenizer: SeedTokenizer, cfg: GenerationConfig, batch: int) -> None:
+    # Per-row state, one entry per row: what reorder() moves.
+    ROW_STATE = ("last_pitch", "repeats", "pending", "step", "low", "new_notes", "elapsed")
+
+    def __init__(self, tokenizer: SeedTokenizer, cfg: GenerationConfig) -> None:
         V = tokenizer.vocab_size
         ids = np.arange(V)
         self.pitch_ok = torch.from_numpy(pitch_allowed(tokenizer, cfg))  # (V,)
@@ -136,24 +147,19 @@ class SeedGrammar:
         self.stop_at_eos = cfg.stop_at_eos
         self.max_polyphony = cfg.max_polyphony
         self.max_repeat = cfg.max_repeat
-        self.batch = batch
-        self.last_pitch = np.full(batch, -1, dtype=np.int64)  # pitch of the latest note
-        self.repeats = np.zeros(batch, dtype=np.int64)  # notes in a row of that pitch
-        self.pending = np.full(batch, -1, dtype=np.int64)  # pitch id or SEP awaiting a duration
-        self.step = np.zeros(batch, dtype=np.int64)  # current grid step
-        self.low = np.full(batch, 1000, dtype=np.int64)  # lowest pitch started at this step
-        self.ends: list[list[int]] = [[] for _ in range(batch)]  # end steps of sounding notes
-        self.new_notes = np.zeros(batch, dtype=np.int64)
-        self.elapsed = np.zeros(batch, dtype=np.int64)  # steps advanced since the prompt
+        self.last_pitch = np.full(1, -1, dtype=np.int64)  # pitch of the latest note
+        self.repeats = np.zeros(1, dtype=np.int64)  # notes in a row of that pitch
+        self.pending = np.full(1, -1, dtype=np.int64)  # pitch id or SEP awaiting a duration
+        self.step = np.zeros(1, dtype=np.int64)  # current grid step
+        self.low = np.full(1, 1000, dtype=np.int64)  # lowest pitch started at this step
+        self.new_notes = np.zeros(1, dtype=np.int64)
+        self.elapsed = np.zeros(1, dtype=np.int64)  # steps advanced since the prompt
+        self.ends: list[list[int]] = [[]]  # per row, end steps of sounding notes
 
     def feed_prompt(self, ids: list[int]) -> None:
-        """Take the prompt's state (the same for every row); counters start at zero."""
+        """Take the prompt's state; counters of new notes and steps start at zero."""
         for t in ids:
             self._advance(0, int(t))
-        for r in range(1, self.batch):
-            self.pending[r], self.step[r], self.low[r] = self.pending[0], self.step[0], self.low[0]
-            self.last_pitch[r], self.repeats[r] = self.last_pitch[0], self.repeats[0]
-            self.ends[r] = list(self.ends[0])
         self.new_notes[:] = 0
         self.elapsed[:] = 0
 
@@ -223,13 +229,9 @@ class SeedGrammar:
             self._advance(r, t)
 
     def reorder(self, rows: np.ndarray) -> None:
-        self.pending, self.step, self.low = (
-            self.pending[rows].copy(),
-            self.step[rows].copy(),
-            self.low[rows].copy(),
-        )
-        self.new_notes, self.elapsed = self.new_notes[rows].copy(), self.elapsed[rows].copy()
-        self.last_pitch, self.repeats = self.last_pitch[rows].copy(), self.repeats[rows].copy()
+        """Row i continues row ``rows[i]``; as many rows as ``rows`` has."""
+        for name in self.ROW_STATE:
+            setattr(self, name, getattr(self, name)[rows])  # indexing copies
         self.ends = [list(self.ends[r]) for r in rows.tolist()]
 
     def progress(self, cfg: GenerationConfig) -> np.ndarray:
@@ -243,9 +245,11 @@ class SeedGrammar:
         return complete & (self.new_notes >= (cfg.notes or 0))
 
 
-def make_grammar(
-    tokenizer: Tokenizer, cfg: GenerationConfig, batch: int
-) -> SeedGrammar | TokenKindGrammar:
+Grammar = SeedGrammar | TokenKindGrammar
+
+
+def make_grammar(tokenizer: Tokenizer, cfg: GenerationConfig) -> Grammar:
+    """The grammar of the tokenizer's encoding, for one row."""
     if isinstance(tokenizer, SeedTokenizer):
-        return SeedGrammar(tokenizer, cfg, batch)
-    return TokenKindGrammar(tokenizer, cfg, batch)
+        return SeedGrammar(tokenizer, cfg)
+    return TokenKindGrammar(tokenizer, cfg)

@@ -14,8 +14,9 @@ import torch
 
 from tunesmith.generation import processors as P
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.grammar import SeedGrammar, TokenKindGrammar, make_grammar
-from tunesmith.generation.window import CachedWindow
+from tunesmith.generation.grammar import Grammar
+from tunesmith.generation.sequences import Sequences
+from tunesmith.model.decode import Decoder, DecodeStep
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
@@ -49,9 +50,7 @@ class LogitsPipeline:
         self.bias = P.rest_bias(is_rest, cfg.creativity) if cfg.creativity else None
         self.k = torch.tensor([cfg.top_k_notes, cfg.top_k_durations])
 
-    def constrained(
-        self, logits: torch.Tensor, grammar: SeedGrammar | TokenKindGrammar
-    ) -> torch.Tensor:
+    def constrained(self, logits: torch.Tensor, grammar: Grammar) -> torch.Tensor:
         """Masked and biased logits: what every search ranks."""
         masked = P.mask(logits.float(), grammar.allowed())
         if self.bias is None:
@@ -61,9 +60,7 @@ class LogitsPipeline:
         dead = torch.isinf(biased).all(dim=-1, keepdim=True)
         return torch.where(dead, masked, biased)
 
-    def pick(
-        self, logits: torch.Tensor, grammar: SeedGrammar | TokenKindGrammar, rng: torch.Generator
-    ) -> torch.Tensor:
+    def pick(self, logits: torch.Tensor, grammar: Grammar, rng: torch.Generator) -> torch.Tensor:
         cfg = self.cfg
         if cfg.search == "greedy":
             return P.pick_greedy(logits)
@@ -77,12 +74,15 @@ class LogitsPipeline:
 
 
 def _start(
-    model: Transformer, tokenizer: Tokenizer, prompt: list[int], cfg: GenerationConfig, rows: int
-) -> tuple[SeedGrammar | TokenKindGrammar, LogitsPipeline, CachedWindow]:
-    """What both loops begin with: the grammar after the prompt, the pipeline, the window."""
-    grammar = make_grammar(tokenizer, cfg, rows)
-    grammar.feed_prompt(prompt)
-    return grammar, LogitsPipeline(tokenizer, cfg), CachedWindow(model, prompt, rows=rows)
+    model: Transformer,
+    tokenizer: Tokenizer,
+    prompt: list[int],
+    cfg: GenerationConfig,
+    decoder: DecodeStep | None,
+) -> tuple[Sequences, LogitsPipeline]:
+    """What both loops begin with: one row after the prompt, and the logits pipeline."""
+    seqs = Sequences(decoder or Decoder(model), tokenizer, prompt, cfg)
+    return seqs, LogitsPipeline(tokenizer, cfg)
 
 
 def sample(
@@ -91,24 +91,77 @@ def sample(
     prompt: list[int],
     cfg: GenerationConfig,
     callback: Callback | None,
+    decoder: DecodeStep | None = None,
 ) -> Decoded:
-    """Greedy, top-k or top-p decoding of one piece."""
-    grammar, pipeline, window = _start(model, tokenizer, prompt, cfg, 1)
+    """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step)."""
+    seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder)
     rng = torch.Generator().manual_seed(cfg.seed)
-    logits, out, target = window.logits, [], _target(cfg)
+    grammar, target = seqs.grammar, _target(cfg)
     for _ in range(_max_tokens(cfg)):
-        token = pipeline.pick(pipeline.constrained(logits, grammar), grammar, rng)
-        t = int(token[0])
-        out.append(t)
-        if t == tokenizer.eos_id:
-            return Decoded(out, "eos")
-        grammar.update(token.numpy())
+        token = pipeline.pick(pipeline.constrained(seqs.logits(), grammar), grammar, rng)
+        if int(token[0]) == tokenizer.eos_id:
+            return Decoded([*seqs.new_ids(0), tokenizer.eos_id], "eos")
+        seqs.append(token)
         if grammar.done(cfg)[0]:
-            return Decoded(out, "length")
+            return Decoded(seqs.new_ids(0), "length")
         if callback is not None and callback(int(grammar.progress(cfg)[0]), target):
-            return Decoded(out, "cancelled")
-        logits = window.append(token)
-    return Decoded(out, "length")
+            return Decoded(seqs.new_ids(0), "cancelled")
+    return Decoded(seqs.new_ids(0), "length")
+
+
+@dataclass
+class Extensions:
+    """A beam step's choice: row ``rows[i]`` continues with ``tokens[i]`` at ``scores[i]``."""
+
+    rows: list[int]
+    tokens: list[int]
+    scores: list[float]
+    ended: list[tuple[int, float]]  # (row, score) of the better candidates that end it (EOS)
+
+    def fill(self, width: int) -> None:
+        """Dead rows fill the batch to ``width``; their score keeps them out."""
+        while len(self.rows) < width:
+            self.rows.append(self.rows[0])
+            self.tokens.append(self.tokens[0])
+            self.scores.append(float("-inf"))
+
+
+def best_extensions(
+    scores: torch.Tensor, logp: torch.Tensor, width: int, eos_id: int
+) -> Extensions:
+    """The ``width`` best (row, token) continuations by total log-probability.
+
+    EOS candidates ranked among them are set apart in ``ended``.
+    """
+    total = (scores[:, None] + logp).view(-1)
+    cand_scores, cand = total.topk(2 * width)
+    ext = Extensions([], [], [], [])
+    for s, c in zip(cand_scores.tolist(), cand.tolist(), strict=True):
+        if s == float("-inf") or len(ext.rows) == width:
+            break
+        row, tok = divmod(c, logp.shape[1])
+        if tok == eos_id:
+            ext.ended.append((row, s))
+            continue
+        ext.rows.append(row), ext.tokens.append(tok), ext.scores.append(s)
+    return ext
+
+
+class Finished:
+    """Ended beams and their scores, normalised by length: ``score / length ** length_penalty``."""
+
+    def __init__(self, length_penalty: float) -> None:
+        self.length_penalty = length_penalty
+        self.items: list[tuple[float, list[int], str]] = []
+
+    def add(self, score: float, ids: list[int], reason: str) -> None:
+        if self.length_penalty:
+            score = score / (len(ids) ** self.length_penalty)
+        self.items.append((score, ids, reason))
+
+    def best(self) -> Decoded:
+        _, ids, reason = max(self.items, key=lambda f: f[0])
+        return Decoded(ids, reason)
 
 
 def beam_search(
@@ -117,53 +170,33 @@ def beam_search(
     prompt: list[int],
     cfg: GenerationConfig,
     callback: Callback | None,
+    decoder: DecodeStep | None = None,
 ) -> Decoded:
     """Beam search: ``beam_width`` rows decoded as one batch over a shared-prompt cache."""
-    W = cfg.beam_width
-    grammar, pipeline, window = _start(model, tokenizer, prompt, cfg, W)
+    W, eos = cfg.beam_width, tokenizer.eos_id
+    seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder)
+    seqs.fork(W)
     scores = torch.full((W,), float("-inf"))
     scores[0] = 0.0  # the rows start identical: expand only one
-    seqs = torch.zeros((W, 0), dtype=torch.long)
-    finished: list[tuple[float, list[int], str]] = []
-    target, logits = _target(cfg), window.logits
-
-    def norm(score: float, length: int) -> float:
-        return score / (length**cfg.length_penalty) if cfg.length_penalty else score
-
+    finished, target = Finished(cfg.length_penalty), _target(cfg)
     for _ in range(_max_tokens(cfg)):
-        logp = torch.log_softmax(pipeline.constrained(logits, grammar), dim=-1)  # (W, V)
-        total = (scores[:, None] + logp).view(-1)
-        cand_scores, cand = total.topk(2 * W)
-        rows, toks, new_scores = [], [], []
-        for s, c in zip(cand_scores.tolist(), cand.tolist(), strict=True):
-            if s == float("-inf") or len(rows) == W:
-                break
-            row, tok = divmod(c, logp.shape[1])
-            if tok == tokenizer.eos_id:
-                finished.append((norm(s, seqs.shape[1] + 1), [*seqs[row].tolist(), tok], "eos"))
-                continue
-            rows.append(row), toks.append(tok), new_scores.append(s)
-        if len(finished) >= W or not rows:
+        logp = torch.log_softmax(pipeline.constrained(seqs.logits(), seqs.grammar), dim=-1)
+        ext = best_extensions(scores, logp, W, eos)
+        for row, s in ext.ended:
+            finished.add(s, [*seqs.new_ids(row), eos], "eos")
+        if len(finished.items) >= W or not ext.rows:
             break
-        while len(rows) < W:  # dead rows fill the batch; their score keeps them out
-            rows.append(rows[0]), toks.append(toks[0]), new_scores.append(float("-inf"))
-        rows_t, toks_t = torch.tensor(rows), torch.tensor(toks)
-        window.reorder(rows_t)
-        grammar.reorder(np.array(rows))
-        grammar.update(toks_t.numpy())
-        seqs = torch.cat([seqs[rows_t], toks_t[:, None]], dim=1)
-        scores = torch.tensor(new_scores)
-        for r in np.flatnonzero(grammar.done(cfg) & np.isfinite(scores.numpy())):
-            finished.append((norm(float(scores[r]), seqs.shape[1]), seqs[r].tolist(), "length"))
+        ext.fill(W)
+        seqs.reorder(torch.tensor(ext.rows))
+        seqs.append(torch.tensor(ext.tokens))
+        scores = torch.tensor(ext.scores)
+        for r in np.flatnonzero(seqs.grammar.done(cfg) & np.isfinite(scores.numpy())):
+            finished.add(float(scores[r]), seqs.new_ids(r), "length")
             scores[r] = float("-inf")
-        if len(finished) >= W or torch.isinf(scores).all():
+        if len(finished.items) >= W or torch.isinf(scores).all():
             break
-        if callback is not None and callback(int(grammar.progress(cfg).max()), target):
-            best = int(scores.argmax())
-            return Decoded(seqs[best].tolist(), "cancelled")
-        logits = window.append(toks_t)
-    if not finished:  # the safety net ran out: take the best live row
-        best = int(scores.argmax())
-        return Decoded(seqs[best].tolist(), "length")
-    _, ids, reason = max(finished, key=lambda f: f[0])
-    return Decoded(ids, reason)
+        if callback is not None and callback(int(seqs.grammar.progress(cfg).max()), target):
+            return Decoded(seqs.new_ids(int(scores.argmax())), "cancelled")
+    if not finished.items:  # the safety net ran out: take the best live row
+        return Decoded(seqs.new_ids(int(scores.argmax())), "length")
+    return finished.best()

@@ -6,49 +6,75 @@ cost), the window slides in jumps: when the cache is full, the last
 ``context - slide`` tokens are re-encoded from position 0 and decoding goes on
 from there. Every logit is thus exactly what an uncached forward pass over the
 window ``ids[:, start:]`` gives, ``start`` being the attribute of that name.
+
+The prompt and every re-encoded window go through ``Transformer.forward`` (the
+reference); each single new token goes through the decoder's explicit step.
 """
 
 from __future__ import annotations
 
 import torch
 
-from tunesmith.model.transformer import Transformer
+from tunesmith.model.decode import DecodeStep
 
 
 class CachedWindow:
-    """``rows`` sequences decoded in step: logits of the next token, append, reorder."""
+    """Rows of tokens decoded in step: push a token per row, read the next logits, reorder.
 
-    def __init__(
-        self, model: Transformer, prompt: list[int], rows: int, slide: int | None = None
-    ) -> None:
-        self.model = model
-        self.context = model.cfg.context
-        self.slide = slide or max(1, self.context // 4)
-        self.rows = rows
-        self.ids = torch.tensor(prompt, dtype=torch.long)[None].expand(rows, -1).clone()  # (B, L)
-        # A prompt longer than the context is cut to its last part, as after a slide.
-        self.start = 0 if len(prompt) <= self.context else len(prompt) - (self.context - self.slide)
-        self.cache = model.new_cache(1)
-        logits, _ = model(self.ids[:1, self.start :], cache=self.cache, last_only=True)
-        if rows > 1:  # the prompt is stored once and shared by every row
-            self.cache.expand(rows)
-        self.logits = logits[:, -1].expand(rows, -1)  # (B, V)
+    It starts as one row holding the prompt; :meth:`fork` makes it several.
+    Logits are computed when asked for, so tokens pushed last (the piece has
+    ended) cost no model step.
+    """
 
     @torch.inference_mode()
-    def append(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Add one token per row; return the next ``(B, V)`` logits."""
+    def __init__(self, decoder: DecodeStep, prompt: list[int], slide: int | None = None) -> None:
+        self.decoder = decoder
+        self.model = decoder.model
+        self.context = self.model.cfg.context
+        self.slide = slide or max(1, self.context // 4)
+        self.ids = torch.tensor(prompt, dtype=torch.long)[None]  # (B, L)
+        # A prompt longer than the context is cut to its last part, as after a slide.
+        self.start = 0 if len(prompt) <= self.context else len(prompt) - (self.context - self.slide)
+        self.cache = self.model.new_cache(1)
+        logits, _ = self.model(self.ids[:, self.start :], cache=self.cache, last_only=True)
+        self._logits = logits[:, -1]  # (B, V)
+        self._pending: torch.Tensor | None = None  # tokens pushed but not yet through the model
+
+    @property
+    def rows(self) -> int:
+        return self.ids.shape[0]
+
+    @torch.inference_mode()
+    def fork(self, rows: int) -> None:
+        """Make the one row ``rows`` identical rows; the prompt is stored once, shared by all."""
+        if self.rows != 1 or self._pending is not None:
+            raise RuntimeError("fork() needs one row and no pushed token")
+        if rows > 1:
+            self.cache.expand(rows)
+            self.ids = self.ids.expand(rows, -1).clone()
+            self._logits = self._logits.expand(rows, -1)
+
+    def push(self, tokens: torch.Tensor) -> None:
+        """Add one token per row ``(B,)``; the model sees it when logits are next asked for."""
+        self.logits()
         self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
-        if self.cache.length >= self.context:
-            self._slide()
-        else:  # one token per row: the model's dedicated decode step
-            self.logits = self.model(tokens[:, None], cache=self.cache)[0][:, -1]
-        return self.logits
+        self._pending = tokens
+
+    @torch.inference_mode()
+    def logits(self) -> torch.Tensor:
+        """``(B, V)`` logits of the token after each row."""
+        if self._pending is not None:
+            tokens, self._pending = self._pending, None
+            if self.cache.length >= self.context:
+                self._slide()
+            else:
+                self._logits = self.decoder.step(tokens, self.cache)
+        return self._logits
 
     def _slide(self) -> None:
         n = self.ids.shape[1]
         self.start = n - (self.context - self.slide)
         window = self.ids[:, self.start :]  # (B, W)
-        old = self.cache
         # The rows' common beginning (beams agree on their past but for the last
         # few tokens) is encoded once, as the shared segment; then each row's rest.
         same = (window == window[:1]).all(dim=0).tolist() + [False]
@@ -58,12 +84,13 @@ class CachedWindow:
             self.model(window[:1, :common], cache=self.cache)
         if self.rows > 1:
             self.cache.expand(self.rows)
-        self.cache.plan = old.plan  # the same weights, the same batch: keep the decode buffers
         logits, _ = self.model(window[:, common:], cache=self.cache, last_only=True)
-        self.logits = logits[:, -1]
+        self._logits = logits[:, -1]
 
+    @torch.inference_mode()
     def reorder(self, rows: torch.Tensor) -> None:
         """Row i continues row ``rows[i]`` (beam search)."""
+        self.logits()
         self.ids = self.ids[rows]
-        self.logits = self.logits[rows]
+        self._logits = self._logits[rows]
         self.cache.reorder(rows)

@@ -1,18 +1,20 @@
 """A preallocated key/value cache in two segments: tokens every row shares, and per-row tokens.
 
+Plain storage: it holds keys and values and moves them between rows; the model's
+``forward`` and the fast step (:mod:`tunesmith.model.decode`) compute what goes in.
+
 Decoding several rows from one prompt (beam search) is the common case: the
 prompt's keys and values are stored once (batch 1, the *shared* segment) and
 every row attends to them, while each row's own tokens live in the *own*
-segment (batch B). Beam search reorders rows every step; copying whole rows
-made width 8 cost ~7x greedy. So a reorder copies only the own tokens the rows
+segment (batch B). Beam search reorders rows every step, and copying whole rows
+would make a wide beam cost many times greedy's time (``benchmarks/generation.py``
+measures beam against greedy). So a reorder copies only the own tokens the rows
 do not all agree on, and tokens that every row has come to share (beams soon
 agree on their past) move to the shared segment, once: the own part that is
 copied and read per row stays a few tokens long.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import torch
@@ -54,7 +56,6 @@ class KVCache:
         # Row i's own tokens are in storage row slot[i] (kv[:, :, slot[i]]): the model
         # runs its rows in storage order, so a reorder moves as little as it can.
         self._set_slots(list(range(batch)))
-        self.plan: Any = None  # the model's per-cache decoding state (see model.decode)
         self._views()
 
     def _views(self) -> None:
@@ -71,13 +72,25 @@ class KVCache:
         """Tokens seen by every row: the position of the next token."""
         return self.shared_len + self.own_len - self.own_start
 
+    def to_storage_order(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows of ``x`` (one per row, first dimension) in the order their storage rows have."""
+        return x[self.order_t] if self.permuted else x
+
+    def to_row_order(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`to_storage_order`."""
+        return x[self.slot_t] if self.permuted else x
+
+    def check_room(self, n: int) -> None:
+        """Refuse ``n`` more own tokens when the storage has no room for them."""
+        if self.own_len + n > self.max_len:
+            raise RuntimeError(f"KV cache overflow: {self.own_len + n} > {self.max_len} tokens")
+
     def write(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Store a layer's new keys/values ``(B, H, T, D)``; return its live own segment."""
+        self.check_room(k.shape[2])
         t0, t1 = self.own_len, self.own_len + k.shape[2]
-        if t1 > self.max_len:
-            raise RuntimeError(f"KV cache overflow: {t1} > {self.max_len} tokens")
         self.kv[layer, 0, :, :, t0:t1] = k
         self.kv[layer, 1, :, :, t0:t1] = v
         return self.kv[layer, 0, :, :, self.own_start : t1], self.kv[

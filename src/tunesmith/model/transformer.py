@@ -1,5 +1,9 @@
 """The decoder-only Transformer, in two styles (see :class:`ModelConfig`).
 
+``Transformer.forward`` is the one reference computation: training, evaluation and
+the prompt's prefill run it, with or without a KV cache. Decoding one token per
+row uses :class:`tunesmith.model.decode.Decoder`, which is checked against it.
+
 Shapes in comments: B batch, T new tokens, S tokens attended to, C d_model,
 H heads, D head_dim, V vocab.
 """
@@ -14,7 +18,6 @@ from torch import nn
 
 from tunesmith.model.cache import KVCache
 from tunesmith.model.config import ModelConfig
-from tunesmith.model.decode import decode
 
 
 def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
@@ -133,7 +136,13 @@ class Block(nn.Module):
         self.ff = FeedForward(cfg)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, rope, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+        cache: KVCache | None,
+        layer: int,
+    ) -> torch.Tensor:
         if self.pre_norm:
             x = x + self.drop(self.attn(self.norm1(x), rope, cache, layer))
             return x + self.drop(self.ff(self.norm2(x)))
@@ -176,20 +185,25 @@ class Transformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def new_cache(self, batch: int = 1, max_len: int | None = None) -> KVCache:
+        """An empty cache for ``batch`` rows of up to ``max_len`` (default: context) tokens."""
         cfg = self.cfg
         p = next(self.parameters())
         return KVCache(
             cfg.n_layer, cfg.n_head, cfg.head_dim, batch, max_len or cfg.context, p.dtype, p.device
         )
 
-    def decode(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits ``(B, V)`` after one more token per row ``(B,)``: the fast path of
-        ``forward(tokens[:, None], cache=cache)`` (see :mod:`tunesmith.model.decode`)."""
-        if cache.length + 1 > self.cfg.context:
-            raise ValueError(
-                f"sequence of {cache.length + 1} tokens exceeds the context of {self.cfg.context}"
-            )
-        return decode(self, tokens, cache)
+    def _embed(
+        self, ids: torch.Tensor, start: int
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Embeddings ``(B, T, C)`` of tokens at positions ``start ..``, and rotary tables."""
+        T = ids.shape[1]
+        x = self.embed(ids)  # (B, T, C)
+        rope = None
+        if self.cfg.style == "modern":
+            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+        else:
+            x = x * math.sqrt(self.cfg.d_model) + self.pos_table[start : start + T]
+        return self.drop(x), rope
 
     def forward(
         self,
@@ -198,27 +212,20 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         last_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        B, T = ids.shape
-        # One token per row in inference: the dedicated decode step (it writes into
-        # preallocated buffers, so not while autograd records).
-        fast = T == 1 and targets is None and not self.training and not torch.is_grad_enabled()
-        if cache is not None and fast:
-            return self.decode(ids[:, 0], cache)[:, None], None  # (B, 1, V)
+        """Logits ``(B, T, V)`` (``(B, 1, V)`` with ``last_only``) of ``ids`` ``(B, T)``.
+
+        With a cache, ``ids`` continue the tokens it holds and their keys and values
+        are added to it. With ``targets``, also the cross-entropy (padding ignored).
+        """
+        T = ids.shape[1]
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.context:
             raise ValueError(
                 f"sequence of {start + T} tokens exceeds the context of {self.cfg.context}"
             )
-        permuted = cache is not None and cache.permuted
-        if permuted:  # rows run in the cache's storage order (see KVCache.reorder)
-            ids = ids[cache.order_t]
-        x = self.embed(ids)  # (B, T, C)
-        rope = None
-        if self.cfg.style == "modern":
-            rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
-        else:
-            x = x * math.sqrt(self.cfg.d_model) + self.pos_table[start : start + T]
-        x = self.drop(x)
+        if cache is not None:  # rows run in the cache's storage order (see KVCache.reorder)
+            ids = cache.to_storage_order(ids)
+        x, rope = self._embed(ids, start)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, cache, i)
         if cache is not None:
@@ -227,8 +234,8 @@ class Transformer(nn.Module):
         if last_only:
             x = x[:, -1:]
         logits = self.head(x)  # (B, T or 1, V)
-        if permuted:
-            logits = logits[cache.slot_t]
+        if cache is not None:
+            logits = cache.to_row_order(logits)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(

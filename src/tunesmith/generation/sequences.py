@@ -1,0 +1,62 @@
+"""The rows being decoded, as one object: their tokens, the model's window over them, and
+their grammar state, appended to and reordered together.
+
+Beam search keeps several rows and, every step, makes each continue one of them;
+this is the one place that moves every per-row structure, and the number of rows
+is the one its arrays have.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.grammar import Grammar, make_grammar
+from tunesmith.generation.window import CachedWindow
+from tunesmith.model.decode import DecodeStep
+from tunesmith.tokenization.base import Tokenizer
+
+
+class Sequences:
+    """Rows continuing one prompt: one row at first, several after :meth:`fork`."""
+
+    def __init__(
+        self, decoder: DecodeStep, tokenizer: Tokenizer, prompt: list[int], cfg: GenerationConfig
+    ) -> None:
+        self.grammar: Grammar = make_grammar(tokenizer, cfg)
+        self.grammar.feed_prompt(prompt)
+        self.window = CachedWindow(decoder, prompt)
+        self.prompt_length = len(prompt)
+
+    @property
+    def rows(self) -> int:
+        return self.window.rows
+
+    @property
+    def new_length(self) -> int:
+        """Tokens added after the prompt (the same in every row)."""
+        return self.window.ids.shape[1] - self.prompt_length
+
+    def fork(self, rows: int) -> None:
+        """Make the one row ``rows`` identical rows."""
+        self.window.fork(rows)
+        self.grammar.reorder(np.zeros(rows, dtype=np.int64))
+
+    def logits(self) -> torch.Tensor:
+        """``(B, V)`` the model's logits of each row's next token (before any rule)."""
+        return self.window.logits()
+
+    def append(self, tokens: torch.Tensor) -> None:
+        """Add one token ``(B,)`` to every row."""
+        self.grammar.update(tokens.numpy())
+        self.window.push(tokens)
+
+    def reorder(self, rows: torch.Tensor) -> None:
+        """Row i continues row ``rows[i]``."""
+        self.window.reorder(rows)
+        self.grammar.reorder(rows.numpy())
+
+    def new_ids(self, row: int) -> list[int]:
+        """The ids row ``row`` added after the prompt."""
+        return self.window.ids[row, self.prompt_length :].tolist()
