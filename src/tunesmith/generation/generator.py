@@ -262,6 +262,8 @@ class Generator:
         """
         if cfg.bars is not None or n_new >= (cfg.notes or 0):
             return False
+        if not isinstance(self.tokenizer, SeedTokenizer):
+            return False  # no grammar guarantees progress there: a short piece is the model's
         if stop_reason == "length":
             return True
         if stop_reason != "eos" or cfg.max_repeat is None or len(grid) < cfg.max_repeat:
