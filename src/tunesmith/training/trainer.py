@@ -80,8 +80,15 @@ class Trainer:
         base = None
         if cfg.init_from is not None and not resume:
             base = load_checkpoint(cfg.init_from)
+        # A resumed run keeps the fill-in ids its model was saved with.
+        infill = cfg.fim_rate > 0 or bool(saved and saved.get("tokenizer", {}).get("infill"))
         self.data: TrainingData = open_data(
-            Path(data), self.run_dir, cfg.tokenizer, base.tokenizer if base else None, self.dist
+            Path(data),
+            self.run_dir,
+            cfg.tokenizer,
+            base.tokenizer if base else None,
+            self.dist,
+            infill,
         )
         self.tokenizer = self.data.tokenizer
         self.train_set, self.val_set = window_datasets(self.data, cfg)
