@@ -14,6 +14,7 @@ from tunesmith.cli.main import main
 from tunesmith.data.dataset import TokenCache, WindowDataset
 from tunesmith.data.infill import (
     BAR_STEPS,
+    assemble,
     fim_window,
     infill_prompt,
     parse_pairs,
@@ -168,6 +169,11 @@ def test_infill_prompt() -> None:
     )
     assert p.suffix.tolist() == [[32, 71, 4], [36, 72, 4], [48, 74, 4]]
     assert [[s - 32, q, d] for s, q, d in p.suffix.tolist()] == decode(tok, tail)
+    # The original middle back in the gap: the piece with the notes held across the edges trimmed.
+    whole = assemble(p, split_at_span(GRID, 16, 32)[1]).tolist()
+    trimmed = GRID.copy()
+    trimmed[[0, 1, 6], 2] = [16, 16, 4]
+    assert whole == trimmed.tolist()
     short = infill_prompt(GRID, (2, 3), max_tokens=14)
     assert len(short.ids) <= 14 and short.ids[-1] == MIDDLE and BOS not in short.ids
     long_gap = infill_prompt(np.array([[0, 60, 4], [400, 60, 4]]), (1, 20))

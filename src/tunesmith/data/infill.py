@@ -257,3 +257,15 @@ def infill_prompt(
         head, tail = fit(head, tail, len(head) + len(tail) - room)
     suffix[:, 0] += stop
     return InfillPrompt(head + gap + tail + [MIDDLE], start, stop, prefix, suffix)
+
+
+def assemble(prompt: InfillPrompt, middle: np.ndarray) -> np.ndarray:
+    """The whole piece's ``(step, pitch, dur)`` rows with ``middle`` (from the span's start) in the gap.
+
+    Rows are ordered as ``grid_notes`` orders them; every note outside the span is
+    the prompt's (notes held into the span trimmed at its start).
+    """
+    middle = np.asarray(middle, dtype=np.int64).reshape(-1, 3).copy()
+    middle[:, 0] += prompt.start
+    rows = np.concatenate([prompt.prefix, middle, prompt.suffix])
+    return rows[np.lexsort((-rows[:, 2], -rows[:, 1], rows[:, 0]))]
