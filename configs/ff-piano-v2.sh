@@ -4,7 +4,8 @@
 #   1. RUNS/v2-pretrain-data: a folder of symlinks, all 909 POP909 files and the 81 files of
 #      final-fantasy-piano's train split (its val and test files stay out of every stage).
 #   2. RUNS/v2-pretrain: the `default` preset, context 1024, PRETRAIN_STEPS steps of 16 x 1024.
-#   3. RUNS/v2-finetune: from v2-pretrain/last, FINETUNE_STEPS steps on final-fantasy-piano.
+#   3. RUNS/v2-finetune: from v2-pretrain/last, FINETUNE_STEPS steps on final-fantasy-piano,
+#      half of its windows in fill-in-the-middle form (--fim-rate 0.5) to teach infilling.
 # Usage: configs/ff-piano-v2.sh [DATASETS_DIR] [RUNS_DIR]
 # Every stage resumes where it stopped (a finished stage is a no-op), so the script can be
 # rerun after a kill or on the next day. Keep RUNS outside the repository.
@@ -56,4 +57,4 @@ train_or_resume "$MIX" "$RUNS/v2-pretrain" "$PRETRAIN_STEPS" \
 train_or_resume "$FF" "$RUNS/v2-finetune" "$FINETUNE_STEPS" \
   --init-from "$RUNS/v2-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
   --warmup-steps 30 --decay-steps "$FINETUNE_STEPS" --augment-transpose 5 --eval-every 50 \
-  --log-every 10 --seed 0 --precision fp32
+  --log-every 10 --seed 0 --precision fp32 --fim-rate 0.5

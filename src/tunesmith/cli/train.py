@@ -49,6 +49,11 @@ _OPTIONS: list[tuple[str, type, str]] = [
     ("--grad-clip", float, "clip the gradient norm to this (default 1.0; 0 disables)"),
     ("--dropout", float, "override the preset's dropout"),
     ("--augment-transpose", int, "transpose each window by up to +-N semitones (default 0)"),
+    (
+        "--fim-rate",
+        float,
+        "share of training windows (0-1) rearranged to teach infilling (default 0; seed tokenizer)",
+    ),
     ("--eval-every", int, "evaluate, checkpoint and sample every N steps (default 200)"),
     ("--eval-batches", int, "evaluate on at most N batches of the val split (default all)"),
     ("--log-every", int, "log the training loss every N steps (default 10)"),

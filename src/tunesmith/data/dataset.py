@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from tunesmith.data import cache
+from tunesmith.data.infill import FimWindow, fim_window
 from tunesmith.data.split import SPLITS
 from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.tokenization import tokenizer_from_dict
@@ -26,6 +27,7 @@ from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
 
 _PITCH_TOKEN = re.compile(r"^Pitch_(\d+)$")
+_FIM_STREAM = 1  # the 4th seed word: FIM draws never move the transposition's
 
 
 class TokenCache:
@@ -156,6 +158,10 @@ class WindowDataset(Dataset):
     a loss with ``ignore_index=tokenizer.pad_id`` skips them. With
     ``augment_transpose=N`` each window is transposed by a shift in ``[-N, N]``
     drawn from ``(seed, epoch, index)`` and narrowed so every note stays in 21-108.
+    With ``fim_rate=r`` (seed tokenizer only) a share ``r`` of the windows, drawn
+    from ``(seed, epoch, index)`` too, is rearranged for fill-in-the-middle
+    (:func:`tunesmith.data.infill.fim_window`; ids from the seed tokenizer with
+    ``infill=True``); a window with no whole bar to cut stays left-to-right.
     """
 
     def __init__(
@@ -165,6 +171,7 @@ class WindowDataset(Dataset):
         seq_len: int = 512,
         augment_transpose: int = 0,
         seed: int = 0,
+        fim_rate: float = 0.0,
     ) -> None:
         if seq_len < 2:
             raise BadParameterError(f"seq_len: {seq_len} must be at least 2")
@@ -174,9 +181,14 @@ class WindowDataset(Dataset):
             )
         if seed < 0:
             raise BadParameterError(f"seed: {seed} must be >= 0")
+        if not 0.0 <= fim_rate <= 1.0:
+            raise BadParameterError(f"fim_rate: {fim_rate} must be within 0-1")
         self.cache = (
             cache_or_path if isinstance(cache_or_path, TokenCache) else TokenCache(cache_or_path)
         )
+        if fim_rate > 0:
+            self.cache.tokenizer.with_infill()  # raises for a tokenizer without FIM ids
+        self.fim_rate = fim_rate
         self.split, self.seq_len, self.augment, self.seed = split, seq_len, augment_transpose, seed
         self.epoch = 0
         tok = self.cache.tokenizer
@@ -214,6 +226,10 @@ class WindowDataset(Dataset):
 
     def window_ids(self, index: int) -> np.ndarray:
         """The ``seq_len + 1`` ids of a window (EOS at the file's end, then PAD), transposed."""
+        return self.window_sample(index)[0]
+
+    def window_sample(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """A window's ids and, for a FIM window, which ids are no target (else None)."""
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} out of range (0-{len(self) - 1})")
         f = int(self._files[index])
@@ -228,7 +244,21 @@ class WindowDataset(Dataset):
             ids[len(chunk)] = self.eos_id
         if self.augment:
             self._transpose(ids, index)
-        return ids
+        if self.fim_rate > 0:
+            fim = self._fim(ids[: len(chunk)], f, start, len(chunk) < span, index)
+            if fim is not None:
+                return fim.ids, fim.no_target
+        return ids, None
+
+    def _fim(
+        self, window: np.ndarray, f: int, start: int, at_end: bool, index: int
+    ) -> FimWindow | None:
+        rng = np.random.default_rng([self.seed, self.epoch, index, _FIM_STREAM])
+        if rng.random() >= self.fim_rate:
+            return None
+        file_start = int(self.cache.spans(self.split)[f, 0])
+        before = np.asarray(self.cache.tokens(self.split)[file_start:start], dtype=np.int64)
+        return fim_window(before, window, at_end, self.seq_len + 1, rng)
 
     def _transpose(self, ids: np.ndarray, index: int) -> None:
         pitches = self._pitch_of_id[ids]
@@ -244,5 +274,8 @@ class WindowDataset(Dataset):
         ids[is_pitch] = self._id_of_pitch[pitches[is_pitch] + shift]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ids = torch.from_numpy(self.window_ids(index))
-        return ids[:-1].clone(), ids[1:].clone()
+        ids, no_target = self.window_sample(index)
+        x, y = torch.from_numpy(ids[:-1].copy()), torch.from_numpy(ids[1:].copy())
+        if no_target is not None:  # ids the data pipeline chose at random: nothing to learn
+            y[torch.from_numpy(no_target[1:])] = self.pad_id
+        return x, y

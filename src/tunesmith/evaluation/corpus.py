@@ -58,7 +58,8 @@ def from_cache(path: Path, tokenizer: Tokenizer) -> Corpus:
     from tunesmith.data.dataset import TokenCache
 
     tc = TokenCache(path)
-    if tc.tokenizer.to_dict() != tokenizer.to_dict():
+    # A model trained for infilling has the fill-in ids on top of the cache's tokenizer.
+    if tc.tokenizer.to_dict() != tokenizer.without_infill().to_dict():
         raise TunesmithError(
             f"{path}: this token cache was prepared with the {tc.tokenizer.name!r} tokenizer, "
             f"but the model uses {tokenizer.name!r}; pass --data with a MIDI folder instead"

@@ -36,9 +36,16 @@ def build_tokenizer(name: str = "seed", **kwargs: Any) -> Tokenizer:
 
 
 def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from its ``to_dict`` (a ``tokenizer.json`` or a checkpoint's config)."""
     kind = data.get("type")
     if kind == "seed":
-        return SeedTokenizer()
+        version, infill = data.get("version", 1), bool(data.get("infill", False))
+        if version not in (1, 2) or infill != (version == 2):
+            raise TunesmithError(
+                f"seed tokenizer config: unknown version {version!r} (infill {infill}); "
+                "a newer tunesmith wrote it"
+            )
+        return SeedTokenizer(infill=infill)
     if kind in ("remi", "tsd"):
         from tunesmith.tokenization.miditok_adapter import MidiTokTokenizer
 

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import symusic
 
+from tunesmith.errors import BadParameterError
+
 
 class TokenKind(IntEnum):
     """What a token id stands for; generation masks and the creativity bias use it."""
@@ -79,6 +81,16 @@ class Tokenizer(ABC):
         arr = np.asarray(ids, dtype=np.int64)
         arr = arr[(arr >= 0) & (arr < self.vocab_size)]
         return int((self.kinds[arr] == TokenKind.PITCH).sum())
+
+    def with_infill(self) -> Tokenizer:
+        """This tokenizer plus the fill-in-the-middle specials (only ``seed`` has them)."""
+        raise BadParameterError(
+            f"--fim-rate: fill-in-the-middle needs the seed tokenizer, not {self.name!r}"
+        )
+
+    def without_infill(self) -> Tokenizer:
+        """This tokenizer without the fill-in specials (itself when it has none)."""
+        return self
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2))

@@ -6,7 +6,10 @@ is ``SEP`` followed by a duration (in steps). Ids::
 
     0 PAD  1 BOS  2 EOS  3 SEP  | 4..131 pitch 0..127 | 132..292 duration 0..160 | padding
 
-A file starts with ``BOS PAD`` as in the original.
+A file starts with ``BOS PAD`` as in the original. With ``infill=True`` (tokenizer.json
+version 2, ``"infill": true``) four specials follow the padding, so ids 0..295 keep
+their meaning: ``296 GAP  297 SUFFIX  298 MIDDLE  299 FILL_END`` (vocab 304); the
+fill-in-the-middle layout is in :mod:`tunesmith.data.infill` and docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -26,23 +29,35 @@ DUR_OFFSET = PITCH_OFFSET + N_PITCHES  # 132
 N_DURATIONS = 161  # durations 0..160 steps, as in the original vocabulary
 MAX_NOTE_STEPS = 128  # notes are capped at 8 bars of 4/4
 MAX_WAIT_STEPS = N_DURATIONS - 1  # a longer rest is written as several SEPs
+BASE_VOCAB = 296  # ids of the original encoding, padding included
+GAP, SUFFIX, MIDDLE, FILL_END = BASE_VOCAB, BASE_VOCAB + 1, BASE_VOCAB + 2, BASE_VOCAB + 3
+INFILL_SPECIALS = {GAP: "GAP", SUFFIX: "SUFFIX", MIDDLE: "MIDDLE", FILL_END: "FILL_END"}
 
 
 class SeedTokenizer(Tokenizer):
-    """The default ``seed`` encoding; see the module docstring."""
+    """The default ``seed`` encoding; ``infill`` adds the fill-in specials (module docstring)."""
 
     name = "seed"
     pad_id, bos_id, eos_id, sep_id = PAD, BOS, EOS, SEP
 
-    def __init__(self) -> None:
+    def __init__(self, infill: bool = False) -> None:
         n = DUR_OFFSET + N_DURATIONS
-        self._vocab_size = pad_to_multiple(n)
+        self.infill = bool(infill)
+        self._vocab_size = pad_to_multiple(FILL_END + 1) if infill else pad_to_multiple(n)
         kinds = np.full(self._vocab_size, TokenKind.OTHER, dtype=np.uint8)
         kinds[[PAD, BOS, EOS]] = TokenKind.SPECIAL
         kinds[SEP] = TokenKind.SEPARATOR
         kinds[PITCH_OFFSET:DUR_OFFSET] = TokenKind.PITCH
         kinds[DUR_OFFSET:n] = TokenKind.DURATION
+        if infill:
+            kinds[list(INFILL_SPECIALS)] = TokenKind.SPECIAL
         self._kinds = kinds
+
+    def with_infill(self) -> SeedTokenizer:
+        return SeedTokenizer(infill=True)
+
+    def without_infill(self) -> SeedTokenizer:
+        return SeedTokenizer()
 
     @property
     def prefix(self) -> list[int]:
@@ -127,7 +142,11 @@ class SeedTokenizer(Tokenizer):
             return f"Pitch_{token_id - PITCH_OFFSET}"
         if DUR_OFFSET <= token_id < DUR_OFFSET + N_DURATIONS:
             return f"Duration_{token_id - DUR_OFFSET}"
+        if self.infill and token_id in INFILL_SPECIALS:
+            return INFILL_SPECIALS[token_id]
         return f"Unused_{token_id}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "seed", "version": 1, "vocab_size": self.vocab_size}
+        if not self.infill:  # byte for byte what version 1 wrote: old files compare equal
+            return {"type": "seed", "version": 1, "vocab_size": self.vocab_size}
+        return {"type": "seed", "version": 2, "infill": True, "vocab_size": self.vocab_size}

@@ -32,7 +32,8 @@ class TrainConfig:
     (so 1.0 is the original recipe). ``decay_steps`` is the cosine's horizon
     (``max_steps`` when unset), so a run can be stopped early and resumed later on
     the same schedule. ``epochs`` gives the length when ``max_steps`` is unset; a
-    resolved config holds both.
+    resolved config holds both. ``fim_rate`` is the share of training windows
+    rearranged for fill-in-the-middle (the model's tokenizer then has the infill ids).
     """
 
     preset: str | None = "seed"
@@ -50,6 +51,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     dropout: float | None = None
     augment_transpose: int = 0
+    fim_rate: float = 0.0
     eval_every: int = 200
     eval_batches: int | None = None
     log_every: int = 10
@@ -87,6 +89,8 @@ class TrainConfig:
             raise BadParameterError(
                 f"--augment-transpose must be within 0..12, not {self.augment_transpose}"
             )
+        if not 0 <= self.fim_rate <= 1:
+            raise BadParameterError(f"--fim-rate must be within 0..1, not {self.fim_rate}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise BadParameterError(f"--dropout must be within [0, 1), not {self.dropout}")
         if not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0 or self.grad_clip < 0:

@@ -61,6 +61,7 @@ def open_data(
     tokenizer_name: str,
     required: Tokenizer | None,
     dist: DistInfo,
+    infill: bool = False,
     progress: bool = True,
 ) -> TrainingData:
     """Use ``source`` if it is a token cache, else prepare it into ``run_dir/cache``.
@@ -68,7 +69,9 @@ def open_data(
     ``progress`` shows the tokenize progress bar while preparing.
 
     ``required`` (the tokenizer of ``--init-from``) must equal the cache's tokenizer,
-    as must ``tokenizer_name``.
+    as must ``tokenizer_name``, except for the fill-in specials: a cache never holds
+    them, and the run's tokenizer has them when ``infill`` (FIM training, or a resumed
+    run that had them) or ``required`` does. A checkpoint without them gets them.
     """
     if not source.exists():
         raise TunesmithError(f"{source}: no such data folder or token cache")
@@ -96,11 +99,7 @@ def open_data(
             f"{cache_dir}: the token cache was made with the {tokenizer.name!r} tokenizer, "
             f"not {tokenizer_name!r}; prepare it again with --tokenizer {tokenizer_name} or pass --tokenizer {tokenizer.name}"
         )
-    if required is not None and required.to_dict() != tokenizer.to_dict():
-        raise TunesmithError(
-            f"{cache_dir}: the token cache's tokenizer ({tokenizer.name}) differs from the --init-from "
-            f"checkpoint's ({required.name}); prepare the data with the checkpoint's tokenizer"
-        )
+    tokenizer = run_tokenizer(cache_dir, tokenizer, required, infill)
     if not meta.get("tokens", {}).get("train"):
         raise TunesmithError(f"{cache_dir}: the training split holds no tokens")
     info = {
@@ -114,10 +113,40 @@ def open_data(
     return TrainingData(cache=tokens, tokenizer=tokenizer, info=info)
 
 
+def _has_infill(tokenizer: Tokenizer) -> bool:
+    return tokenizer.without_infill().to_dict() != tokenizer.to_dict()
+
+
+def run_tokenizer(
+    cache_dir: Path, cached: Tokenizer, required: Tokenizer | None, infill: bool
+) -> Tokenizer:
+    """The run's tokenizer: the cache's, plus the fill-in ids if ``infill`` or ``required`` has them.
+
+    ``required`` (the ``--init-from`` checkpoint's) may differ from the cache's in the
+    fill-in ids alone (its embedding then grows by their rows); any other difference
+    is refused.
+    """
+    if required is not None and (
+        required.without_infill().to_dict() != cached.without_infill().to_dict()
+    ):
+        raise TunesmithError(
+            f"{cache_dir}: the token cache's tokenizer ({cached.name}) differs from the --init-from "
+            f"checkpoint's ({required.name}); prepare the data with the checkpoint's tokenizer"
+        )
+    if infill or _has_infill(cached) or (required is not None and _has_infill(required)):
+        return cached.with_infill()
+    return cached
+
+
 def window_datasets(data: TrainingData, cfg: TrainConfig) -> tuple[WindowDataset, WindowDataset]:
-    """The training windows (augmented as configured) and the validation windows (never)."""
+    """The training windows (augmented and FIM as configured) and the validation windows (never)."""
     train = WindowDataset(
-        data.cache, "train", cfg.seq_len, augment_transpose=cfg.augment_transpose, seed=cfg.seed
+        data.cache,
+        "train",
+        cfg.seq_len,
+        augment_transpose=cfg.augment_transpose,
+        seed=cfg.seed,
+        fim_rate=cfg.fim_rate,
     )
     val = WindowDataset(data.cache, "val", cfg.seq_len, augment_transpose=0, seed=cfg.seed)
     return train, val

@@ -6,7 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from tunesmith.errors import BadParameterError, TunesmithError
+import torch
+
+from tunesmith.errors import BadCheckpointError, BadParameterError, TunesmithError
 from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.training.config import TrainConfig
@@ -20,6 +22,8 @@ def build_model(
 
     A fresh model's context is the training window: positions past it would never
     have been trained, and the generator slides its window by the model's context.
+    A ``base`` with fewer ids (a tokenizer without the fill-in specials) gets freshly
+    initialised rows for the new ids in its embedding and output layer.
     """
     if base is None:
         overrides: dict[str, Any] = {"context": cfg.seq_len}
@@ -30,10 +34,35 @@ def build_model(
         raise BadParameterError(
             f"--seq-len {cfg.seq_len} exceeds the context ({base.cfg.context}) of --init-from"
         )
-    model_cfg = base.cfg if cfg.dropout is None else replace(base.cfg, dropout=cfg.dropout)
+    if vocab_size < base.cfg.vocab_size:
+        raise BadParameterError(
+            f"--init-from: the checkpoint has {base.cfg.vocab_size} ids, the data {vocab_size}"
+        )
+    model_cfg = replace(base.cfg, vocab_size=vocab_size)
+    if cfg.dropout is not None:
+        model_cfg = replace(model_cfg, dropout=cfg.dropout)
     model = Transformer(model_cfg, pad_id=pad_id)
-    model.load_state_dict(base.state_dict())
+    model.load_state_dict(grown_state(base.state_dict(), model.state_dict()))
     return model
+
+
+def grown_state(
+    old: dict[str, torch.Tensor], new: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """``old`` weights in ``new``'s shapes: rows for ids ``old`` lacks keep ``new``'s values.
+
+    Only the per-id tensors (embedding, output weight and bias) may differ, in their
+    first dimension; every other tensor is taken as it is.
+    """
+    out = {}
+    for name, value in old.items():
+        target = new[name]
+        if value.shape != target.shape:
+            if value.shape[1:] != target.shape[1:] or value.shape[0] > target.shape[0]:
+                raise BadCheckpointError(f"--init-from: {name} has shape {tuple(value.shape)}")
+            value = torch.cat([value, target[value.shape[0] :].to(value.dtype)])
+        out[name] = value
+    return out
 
 
 def resume_config(run_dir: str | Path, given: dict[str, Any]) -> TrainConfig | None:

@@ -82,14 +82,7 @@ class Trainer:
         base = None
         if cfg.init_from is not None and saved is None:
             base = load_checkpoint(cfg.init_from)
-        self.data: TrainingData = open_data(
-            Path(data),
-            self.run_dir,
-            cfg.tokenizer,
-            base.tokenizer if base else None,
-            self.dist,
-            progress=self.progress,
-        )
+        self.data = self._open_data(cfg, data, saved, base)
         self.tokenizer = self.data.tokenizer
         self.train_set, self.val_set = window_datasets(self.data, cfg)
         self.steps_per_epoch = steps_per_epoch(
@@ -99,7 +92,7 @@ class Trainer:
         seed_everything(self.cfg.seed)  # the same initial weights on every rank
         self.model = self._build_model(saved, base.model if base else None)
         self.model.to(self.dist.device)
-        if self.cfg.precision == "auto" and not resume:
+        if self.cfg.precision == "auto" and not self.resume:
             self.cfg = replace(self.cfg, precision=self._measure_precision())
         self.optimizer, self.scheduler = build_optimizer(
             self.model, self.cfg, self.model.cfg.d_model
@@ -117,6 +110,26 @@ class Trainer:
             self._restore()
         elif self.restart and self.dist.is_main:
             start_afresh(self.run_dir)
+
+    def _open_data(
+        self,
+        cfg: TrainConfig,
+        data: str | Path,
+        saved: tuple[dict[str, Any], TrainConfig] | None,
+        base: Any,
+    ) -> TrainingData:
+        """The run's token cache and tokenizer (see :func:`open_data`)."""
+        # A resumed run keeps the fill-in ids its model was saved with.
+        infill = cfg.fim_rate > 0 or bool(saved and saved[0].get("tokenizer", {}).get("infill"))
+        return open_data(
+            Path(data),
+            self.run_dir,
+            cfg.tokenizer,
+            base.tokenizer if base else None,
+            self.dist,
+            infill,
+            progress=self.progress,
+        )
 
     def _build_model(
         self, saved: tuple[dict[str, Any], TrainConfig] | None, base: Transformer | None
