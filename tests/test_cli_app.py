@@ -71,7 +71,7 @@ def test_serves_the_page_on_loopback(tmp_path):
         proc.wait(timeout=30)
 
 
-@pytest.mark.slow  # not yet seen passing: the loaded test machine never started the app
+@pytest.mark.slow  # starts a real server: tens of seconds
 def test_sigterm_removes_the_download_folder(tmp_path):
     pytest.importorskip("gradio")
     from tunesmith.model import Transformer, preset, save_checkpoint
@@ -100,5 +100,7 @@ def test_sigterm_removes_the_download_folder(tmp_path):
     finally:
         proc.terminate()  # SIGTERM
         code = proc.wait(timeout=60)
-    assert code == 0
+    # It exits by itself (0, or 130 when the interrupt lands outside Gradio's serving
+    # loop), never killed by the signal, and cleans up either way.
+    assert code in (0, 130)
     assert not list(temp.glob("tunesmith-ui-*"))
