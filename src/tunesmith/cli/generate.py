@@ -110,6 +110,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
             f"--replay {args.replay}: give the prompt {replay.prompt_name or ''} with --prompt"
         )
     if prompt and not Path(prompt).is_file():  # checked before hashing it
+        if Path(prompt).exists():  # a FIFO, a device, a folder: never read
+            raise TunesmithError(f"{prompt}: not a regular file (the prompt must be a MIDI file)")
         if args.prompt:
             raise TunesmithError(f"--prompt {prompt}: no such file")
         raise TunesmithError(

@@ -17,6 +17,7 @@ from typing import Any
 from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.generator import GenerationResult
+from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, read_file_bytes
 
 TOOL = "tunesmith generate"
 
@@ -27,8 +28,9 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    """:func:`sha256_bytes` of a file's content."""
-    return sha256_bytes(Path(path).read_bytes())
+    """:func:`sha256_bytes` of a MIDI file's content, read as every MIDI file is: a regular
+    file within the size cap (a FIFO or ``/dev/zero`` is refused, never read)."""
+    return sha256_bytes(read_file_bytes(path, str(path), MAX_FILE_BYTES))
 
 
 def step_record(result: GenerationResult, prompt_notes: int | None) -> dict[str, Any]:
