@@ -80,7 +80,10 @@ REFUSED = {  # name -> (argv after the model and --out, a word the one line must
     "replay not json": (["--replay", "not-json"], "not a generate JSON sidecar"),
     "replay of an upload": (["--replay", "upload"], "give the prompt intro.mid with --prompt"),
     "replay with a missing prompt": (["--replay", "upload", "--prompt", "/no/p.mid"], "--prompt"),
-    "replay with a folder prompt": (["--replay", "upload", "--prompt", "{root}"], "no such file"),
+    "replay with a folder prompt": (
+        ["--replay", "upload", "--prompt", "{root}"],
+        "not a regular file",
+    ),
 }
 
 SIDECARS = {
