@@ -12,6 +12,7 @@ import torch
 
 from tunesmith.generation import GenerationConfig, GenerationResult, Generator
 from tunesmith.generation import processors as P
+from tunesmith.generation.grammar import StatelessRule as StatelessRuleBase
 from tunesmith.generation.grammar import make_grammar
 from tunesmith.generation.search import Finished, beam_search, sample
 from tunesmith.model import KVCache, ModelConfig, Transformer, preset
@@ -247,3 +248,23 @@ def test_two_threads_on_one_generator_get_the_sequential_results(prompt) -> None
         t.join()
     assert not errors, errors
     assert results == expected
+
+
+class NoC(StatelessRuleBase):
+    """A rule that forbids every C: the smallest mask, to check the hook."""
+
+    def restrict(self, grammar, mask):
+        mask = mask.clone()
+        mask[:, PITCH_OFFSET + np.arange(0, 128, 12)] = False
+        return mask
+
+
+@pytest.mark.parametrize("search", ["greedy", "top_p", "beam"])
+def test_a_rule_narrows_every_search(search: str) -> None:
+    gen = tiny_generator()
+    cfg = GenerationConfig(search=search, notes=40, seed=3, beam_width=3, stop_at_eos=False)
+    ids = gen.encode_prompt(None)[0]
+    run = beam_search if search == "beam" else sample
+    out = run(gen.model, gen.tokenizer, ids, cfg, None, rules=[NoC()])
+    grid = gen.tokenizer.decode_grid(ids + out.ids)
+    assert len(grid) == 40 and not (grid[:, 1] % 12 == 0).any()

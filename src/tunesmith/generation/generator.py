@@ -16,7 +16,7 @@ import torch
 
 from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.grammar import pitch_allowed, token_pitches
+from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
@@ -246,10 +246,15 @@ class Generator:
         bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
         run = beam_search if cfg.search == "beam" else sample
         t0 = time.perf_counter()
+        rules = self._rules(cfg, score)
         with torch_threads(self.num_threads):
-            decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback)
+            decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules)
         seconds = time.perf_counter() - t0
         return self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
+
+    def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:
+        """The music rules beyond the grammar's own that ``cfg`` asks for, as masks."""
+        return []
 
     def _no_legal_note(
         self, cfg: GenerationConfig, grid: np.ndarray, n_new: int, stop_reason: str

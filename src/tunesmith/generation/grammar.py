@@ -11,6 +11,9 @@ A grammar starts as one row fed the prompt; :meth:`reorder` (beam search, throug
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 import numpy as np
 import torch
 
@@ -27,6 +30,37 @@ from tunesmith.tokenization.seed import (
     SEP,
     SeedTokenizer,
 )
+
+
+class Rule(Protocol):
+    """A music rule as a mask over the seed grammar's next token, row by row.
+
+    ``restrict`` gets the grammar (read its per-row state: ``pending``, ``step``,
+    ``low``, ``sounding``, ``elapsed``, ``new_notes``) and the ``(B, V)`` mask so
+    far, and returns it narrowed (clone before writing into it). A rule must leave
+    each row something legal that leads on to the length target. A rule with its
+    own per-row state moves it in ``reorder`` and advances it in ``update``, called
+    after the grammar took the tokens.
+    """
+
+    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor: ...
+
+    def update(self, grammar: SeedGrammar, tokens: np.ndarray) -> None: ...
+
+    def reorder(self, rows: np.ndarray) -> None: ...
+
+
+class StatelessRule:
+    """Base of rules that read only the grammar's state."""
+
+    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+        return mask
+
+    def update(self, grammar: SeedGrammar, tokens: np.ndarray) -> None:
+        return None
+
+    def reorder(self, rows: np.ndarray) -> None:
+        return None
 
 
 def token_pitches(tokenizer: Tokenizer) -> np.ndarray:
@@ -132,8 +166,11 @@ class SeedGrammar:
     # Per-row state, one entry per row: what reorder() moves.
     ROW_STATE = ("last_pitch", "repeats", "pending", "step", "low", "new_notes", "elapsed")
 
-    def __init__(self, tokenizer: SeedTokenizer, cfg: GenerationConfig) -> None:
+    def __init__(
+        self, tokenizer: SeedTokenizer, cfg: GenerationConfig, rules: Sequence[Rule] = ()
+    ) -> None:
         V = tokenizer.vocab_size
+        self.rules = list(rules)
         ids = np.arange(V)
         self.pitch_ok = torch.from_numpy(pitch_allowed(tokenizer, cfg))  # (V,)
         self.pitch_of = torch.from_numpy(
@@ -154,7 +191,8 @@ class SeedGrammar:
         self.low = np.full(1, 1000, dtype=np.int64)  # lowest pitch started at this step
         self.new_notes = np.zeros(1, dtype=np.int64)
         self.elapsed = np.zeros(1, dtype=np.int64)  # steps advanced since the prompt
-        self.ends: list[list[int]] = [[]]  # per row, end steps of sounding notes
+        # Per row, (end step, pitch) of every sounding note.
+        self.sounding: list[list[tuple[int, int]]] = [[]]
 
     def feed_prompt(self, ids: list[int]) -> None:
         """Take the prompt's state; counters of new notes and steps start at zero."""
@@ -170,12 +208,12 @@ class SeedGrammar:
                 self.step[r] += dur
                 self.elapsed[r] += dur
                 self.low[r] = 1000
-                self.ends[r] = [e for e in self.ends[r] if e > self.step[r]]
+                self.sounding[r] = [n for n in self.sounding[r] if n[0] > self.step[r]]
             else:
                 pitch = self.pending[r] - PITCH_OFFSET
                 self.repeats[r] = self.repeats[r] + 1 if pitch == self.last_pitch[r] else 1
                 self.low[r] = self.last_pitch[r] = pitch
-                self.ends[r].append(int(self.step[r] + dur))
+                self.sounding[r].append((int(self.step[r] + dur), int(pitch)))
                 self.new_notes[r] += 1
             self.pending[r] = -1
         elif t == SEP or PITCH_OFFSET <= t < DUR_OFFSET:
@@ -206,7 +244,7 @@ class SeedGrammar:
             elif p >= 0:
                 rows.append(1)
             else:
-                full = poly is not None and len(self.ends[r]) >= poly
+                full = poly is not None and len(self.sounding[r]) >= poly
                 # EOS only once the row has added a note: an empty continuation helps nobody.
                 eos = self.stop_at_eos and notes > 0
                 rows.append(2 + 4 * min(low, 128) + 2 * full + eos)
@@ -219,6 +257,8 @@ class SeedGrammar:
             if len(stuck):  # no further note of a pitch already repeated max_repeat times
                 mask = mask.clone()
                 mask[stuck, PITCH_OFFSET + self.last_pitch[stuck]] = False
+        for rule in self.rules:
+            mask = rule.restrict(self, mask)
         return mask
 
     def next_is_duration(self) -> np.ndarray:
@@ -227,12 +267,16 @@ class SeedGrammar:
     def update(self, tokens: np.ndarray) -> None:
         for r, t in enumerate(tokens.tolist()):
             self._advance(r, t)
+        for rule in self.rules:
+            rule.update(self, tokens)
 
     def reorder(self, rows: np.ndarray) -> None:
         """Row i continues row ``rows[i]``; as many rows as ``rows`` has."""
         for name in self.ROW_STATE:
             setattr(self, name, getattr(self, name)[rows])  # indexing copies
-        self.ends = [list(self.ends[r]) for r in rows.tolist()]
+        self.sounding = [list(self.sounding[r]) for r in rows.tolist()]
+        for rule in self.rules:
+            rule.reorder(rows)
 
     def progress(self, cfg: GenerationConfig) -> np.ndarray:
         return self.new_notes if cfg.bars is None else self.elapsed
@@ -248,8 +292,14 @@ class SeedGrammar:
 Grammar = SeedGrammar | TokenKindGrammar
 
 
-def make_grammar(tokenizer: Tokenizer, cfg: GenerationConfig) -> Grammar:
-    """The grammar of the tokenizer's encoding, for one row."""
+def make_grammar(
+    tokenizer: Tokenizer, cfg: GenerationConfig, rules: Sequence[Rule] = ()
+) -> Grammar:
+    """The grammar of the tokenizer's encoding, for one row; ``rules`` need the seed encoding."""
     if isinstance(tokenizer, SeedTokenizer):
-        return SeedGrammar(tokenizer, cfg)
+        return SeedGrammar(tokenizer, cfg, rules)
+    if rules:
+        raise BadParameterError(
+            "chords, endings, infilling and the copy guard need a model with the seed encoding"
+        )
     return TokenKindGrammar(tokenizer, cfg)

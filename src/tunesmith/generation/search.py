@@ -6,7 +6,7 @@ and top-k with k=1 give exactly the greedy piece.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 
 from tunesmith.generation import processors as P
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.grammar import Grammar
+from tunesmith.generation.grammar import Grammar, Rule
 from tunesmith.generation.sequences import Sequences
 from tunesmith.model.decode import Decoder, DecodeStep
 from tunesmith.model.transformer import Transformer
@@ -79,9 +79,10 @@ def _start(
     prompt: list[int],
     cfg: GenerationConfig,
     decoder: DecodeStep | None,
+    rules: Sequence[Rule],
 ) -> tuple[Sequences, LogitsPipeline]:
     """What both loops begin with: one row after the prompt, and the logits pipeline."""
-    seqs = Sequences(decoder or Decoder(model), tokenizer, prompt, cfg)
+    seqs = Sequences(decoder or Decoder(model), tokenizer, prompt, cfg, rules)
     return seqs, LogitsPipeline(tokenizer, cfg)
 
 
@@ -92,9 +93,10 @@ def sample(
     cfg: GenerationConfig,
     callback: Callback | None,
     decoder: DecodeStep | None = None,
+    rules: Sequence[Rule] = (),
 ) -> Decoded:
     """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step)."""
-    seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder)
+    seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder, rules)
     rng = torch.Generator().manual_seed(cfg.seed)
     grammar, target = seqs.grammar, _target(cfg)
     for _ in range(_max_tokens(cfg)):
@@ -171,10 +173,11 @@ def beam_search(
     cfg: GenerationConfig,
     callback: Callback | None,
     decoder: DecodeStep | None = None,
+    rules: Sequence[Rule] = (),
 ) -> Decoded:
     """Beam search: ``beam_width`` rows decoded as one batch over a shared-prompt cache."""
     W, eos = cfg.beam_width, tokenizer.eos_id
-    seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder)
+    seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder, rules)
     seqs.fork(W)
     scores = torch.full((W,), float("-inf"))
     scores[0] = 0.0  # the rows start identical: expand only one

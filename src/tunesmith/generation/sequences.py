@@ -8,11 +8,13 @@ is the one its arrays have.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.grammar import Grammar, make_grammar
+from tunesmith.generation.grammar import Grammar, Rule, make_grammar
 from tunesmith.generation.window import CachedWindow
 from tunesmith.model.decode import DecodeStep
 from tunesmith.tokenization.base import Tokenizer
@@ -22,9 +24,14 @@ class Sequences:
     """Rows continuing one prompt: one row at first, several after :meth:`fork`."""
 
     def __init__(
-        self, decoder: DecodeStep, tokenizer: Tokenizer, prompt: list[int], cfg: GenerationConfig
+        self,
+        decoder: DecodeStep,
+        tokenizer: Tokenizer,
+        prompt: list[int],
+        cfg: GenerationConfig,
+        rules: Sequence[Rule] = (),
     ) -> None:
-        self.grammar: Grammar = make_grammar(tokenizer, cfg)
+        self.grammar: Grammar = make_grammar(tokenizer, cfg, rules)
         self.grammar.feed_prompt(prompt)
         self.window = CachedWindow(decoder, prompt)
         self.prompt_length = len(prompt)
