@@ -83,8 +83,11 @@ def test_infill_ids_come_after_the_old_ones(tmp_path: Path) -> None:
     assert new.to_dict() == {"type": "seed", "version": 2, "infill": True, "vocab_size": 304}
     new.save(tmp_path / "t.json")
     assert load_tokenizer(tmp_path / "t.json").vocab_size == 304
+    # A version-1 checkpoint (v1 of the bundled model, the v2 pretraining run) keeps loading.
+    v1 = Path(__file__).parents[1] / "models/v2-pretrain-step700/tokenizer.json"
+    assert load_tokenizer(v1).to_dict() == old.to_dict()
     bundled = Path(__file__).parents[1] / "src/tunesmith/pretrained/ff-piano/tokenizer.json"
-    assert load_tokenizer(bundled).to_dict() == old.to_dict()
+    assert load_tokenizer(bundled).to_dict() == new.to_dict()
     for bad in ({"type": "seed", "version": 3}, {"type": "seed", "version": 1, "infill": True}):
         with pytest.raises(TunesmithError, match="seed tokenizer config"):
             tokenizer_from_dict(bad)
