@@ -260,3 +260,12 @@ def test_cli_bad_input_is_one_line_exit_2_nothing_written(
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1
     assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_music_cut_to_fit_the_context_is_a_warning(piece) -> None:
+    """A small context sees the part nearest the span, says so, and still fills exactly."""
+    small = Generator(Transformer(preset("tiny", TOK.vocab_size, context=48), pad_id=0), TOK)
+    res = small.infill(piece, bars=SPAN_BARS, search="top_k", seed=2)
+    assert any("the model sees the part nearest the span" in w for w in res.warnings)
+    assert len(res.ids) - len(res.new_ids) <= 24  # the prompt took at most half the context
+    check_fill(res, grid_notes(piece))

@@ -81,7 +81,8 @@ def _plan(args: argparse.Namespace) -> tuple[Plan, tuple[int, int]]:
         raise TunesmithError("--bars: give the bars to regenerate, e.g. --bars 5-8")
     plan = make_plan(args)
     bars = parse_span(args.span) if args.span else plan.infill_bars
-    assert bars is not None  # an infill record always has its bars (load_record checks)
+    if bars is None:  # make_plan refuses any record but an infill's, which has its bars
+        raise TunesmithError("--bars: give the bars to regenerate, e.g. --bars 5-8")
     return plan, bars
 
 

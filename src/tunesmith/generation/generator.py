@@ -275,6 +275,7 @@ class Generator:
         ``stop_at_eos`` are overridden: the fill is as long as the span and ends exactly
         at its end (docs/ARCHITECTURE.md, "Infilling"). Notes held into the span are
         trimmed at its start. The model must have been trained for it (``--fim-rate``).
+        ``callback(done, total)`` gets the steps of the span filled so far and its length.
         """
         cfg = _config(config, params)
         if callback is not None and not callable(callback):
@@ -293,14 +294,15 @@ class Generator:
         with torch_threads(self.num_threads):
             decoded = run(self.model, self.tokenizer, plan.prompt.ids, plan.config, callback,
                           rules=rules)  # fmt: skip
-        seconds = time.perf_counter() - t0
+        seconds, bpm = time.perf_counter() - t0, cfg.bpm or score_bpm(piece)
         return GenerationResult(
-            **plan.result_fields(decoded.ids, cfg.bpm or score_bpm(piece)),
+            **plan.result_fields(decoded.ids, bpm),
             seconds=seconds,
             tokens_per_second=len(decoded.ids) / seconds if seconds > 0 else 0.0,
             stop_reason=decoded.stop_reason,
             config=plan.config,
-            bpm=cfg.bpm or score_bpm(piece),
+            bpm=bpm,
+            warnings=list(plan.warnings),
         )
 
     def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:

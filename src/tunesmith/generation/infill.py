@@ -61,6 +61,7 @@ class InfillPlan:
     prompt: InfillPrompt
     config: GenerationConfig  # the user's, with the length set to the gap and no EOS
     rule: GapRule
+    warnings: tuple[str, ...] = ()
 
     @property
     def span(self) -> tuple[int, int]:
@@ -115,4 +116,18 @@ def plan_infill(
             field="bars",
         ) from None
     config = cfg.with_params(bars=last - first + 1, stop_at_eos=False)
-    return InfillPlan(prompt, config, GapRule(prompt.gap, tokenizer.vocab_size))
+    return InfillPlan(prompt, config, GapRule(prompt.gap, tokenizer.vocab_size),
+                      _cut_warning(grid, (first, last), prompt, context))  # fmt: skip
+
+
+def _cut_warning(
+    grid: np.ndarray, bars: tuple[int, int], prompt: InfillPrompt, context: int
+) -> tuple[str, ...]:
+    """A warning when the music around the span did not all fit in the prompt."""
+    whole = len(infill_prompt(grid, bars).ids)
+    if whole <= len(prompt.ids):
+        return ()
+    return (
+        f"the music around bars {bars[0]}-{bars[1]} has {whole} tokens, more than the model's "
+        f"context of {context} leaves beside the fill: the model sees the part nearest the span",
+    )
