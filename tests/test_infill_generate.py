@@ -269,3 +269,11 @@ def test_music_cut_to_fit_the_context_is_a_warning(piece) -> None:
     assert any("the model sees the part nearest the span" in w for w in res.warnings)
     assert len(res.ids) - len(res.new_ids) <= 24  # the prompt took at most half the context
     check_fill(res, grid_notes(piece))
+
+
+def test_a_cancelled_fill_keeps_the_outside_and_has_no_fill_end(gen, piece) -> None:
+    res = gen.infill(piece, bars=SPAN_BARS, search="greedy", callback=lambda done, total: True)
+    assert res.stop_reason == "cancelled" and FILL_END not in res.ids and res.span == (32, 64)
+    grid = res.grid
+    kept = grid[(grid[:, 0] < START) | (grid[:, 0] >= STOP)]
+    assert sorted(kept.tolist()) == sorted(expected_kept(grid_notes(piece)).tolist())
