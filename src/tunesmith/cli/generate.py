@@ -38,15 +38,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def add_knob_options(parser: argparse.ArgumentParser) -> None:
+def add_knob_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
     """An option per :class:`GenerationConfig` field, from its knob (help, kind, choices).
 
     Every default is None (not given), so a ``--replay`` record's values are kept
     unless an option overrides them; the help shows the config's own default.
+    Fields in ``skip`` get no option (their value stays None: not given).
     """
     defaults = GenerationConfig().to_dict()
     groups: dict[str, Any] = {}
+    parser.set_defaults(**dict.fromkeys(skip))
     for name, k in knobs().items():
+        if name in skip:
+            continue
         target = parser
         if k.group is not None:
             if k.group not in groups:
@@ -90,11 +94,12 @@ class Plan:
     prompt_notes: int | None
     out: Path
     model_sha256: str | None = None
+    infill_bars: tuple[int, int] | None = None  # from an infill record: the bars it regenerated
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
     """Options (and the replayed record under them), checked before the model loads."""
-    from tunesmith.generation.record import load_record, sha256_file
+    from tunesmith.generation.record import load_record
 
     given = {n: getattr(args, n) for n in knobs() if getattr(args, n) is not None}
     if not args.replay:
@@ -104,24 +109,39 @@ def make_plan(args: argparse.Namespace) -> Plan:
         replay = load_record(args.replay)
     except TunesmithError as err:
         raise TunesmithError(f"--replay {err}") from None
+    command = getattr(args, "command", None) or "generate"
+    made_by = "infill" if replay.infill_bars is not None else "generate"
+    if made_by != command:
+        raise TunesmithError(
+            f"--replay {args.replay}: a record of tunesmith {made_by} "
+            f"(replay it with tunesmith {made_by} --replay)"
+        )
+    prompt = _replay_prompt(args, replay, getattr(args, "prompt_flag", "--prompt"))
+    notes = args.prompt_notes if args.prompt_notes is not None else replay.prompt_notes
+    return Plan(replay.config.with_params(**given), args.model or replay.model_path, prompt,
+                notes, check_out(args.out), replay.model_sha256, replay.infill_bars)  # fmt: skip
+
+
+def _replay_prompt(args: argparse.Namespace, replay: Any, flag: str) -> str | None:
+    """The replayed piece's prompt (``flag`` overrides it), refused if gone, odd or changed."""
+    from tunesmith.generation.record import sha256_file
+
     prompt = args.prompt or replay.prompt_path
     if not prompt and replay.prompt_sha256:  # the web UI's records name an upload, not a path
         raise TunesmithError(
-            f"--replay {args.replay}: give the prompt {replay.prompt_name or ''} with --prompt"
+            f"--replay {args.replay}: give the prompt {replay.prompt_name or ''} with {flag}"
         )
     if prompt and not Path(prompt).is_file():  # checked before hashing it
         if Path(prompt).exists():  # a FIFO, a device, a folder: never read
             raise TunesmithError(f"{prompt}: not a regular file (the prompt must be a MIDI file)")
         if args.prompt:
-            raise TunesmithError(f"--prompt {prompt}: no such file")
+            raise TunesmithError(f"{flag} {prompt}: no such file")
         raise TunesmithError(
-            f"--replay {args.replay}: the prompt {prompt} no longer exists (give it with --prompt)"
+            f"--replay {args.replay}: the prompt {prompt} no longer exists (give it with {flag})"
         )
     if prompt and replay.prompt_sha256 and sha256_file(prompt) != replay.prompt_sha256:
         raise TunesmithError(f"--replay: the prompt {prompt} changed since the piece was made")
-    notes = args.prompt_notes if args.prompt_notes is not None else replay.prompt_notes
-    return Plan(replay.config.with_params(**given), args.model or replay.model_path, prompt,
-                notes, check_out(args.out), replay.model_sha256)  # fmt: skip
+    return prompt
 
 
 def check_out(out: str | None) -> Path:

@@ -14,7 +14,7 @@ import sys
 from tunesmith.errors import TunesmithError
 
 # Sub-commands, each a module of the same name under tunesmith.cli.
-COMMANDS = ("prepare", "train", "generate", "evaluate", "app", "plot")
+COMMANDS = ("prepare", "train", "generate", "infill", "evaluate", "app", "plot")
 
 
 class _Parser(argparse.ArgumentParser):

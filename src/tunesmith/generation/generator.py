@@ -17,6 +17,7 @@ import torch
 from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
+from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
@@ -63,7 +64,11 @@ NO_LEGAL_NOTE = "no legal note"  # the stop reason when the rules forbid every f
 
 @dataclass
 class GenerationResult:
-    """A generated piece: the prompt's notes first, then the new ones."""
+    """A generated piece: the prompt's notes first, then the new ones.
+
+    From :meth:`Generator.infill`: ``grid`` is the whole piece by onset, ``span`` the
+    regenerated steps, ``n_prompt_notes`` the notes kept and ``n_new_notes`` those in the span.
+    """
 
     score: symusic.Score
     grid: np.ndarray  # (N, 3) step, pitch, duration; the first n_prompt_notes rows are the prompt's
@@ -78,6 +83,7 @@ class GenerationResult:
     bpm: float
     warnings: list[str] = field(default_factory=list)
     memorisation: Any = None  # filled in by the evaluation layer when an index is at hand
+    span: tuple[int, int] | None = None  # infill: [start, stop) grid steps regenerated
 
     @property
     def new_ids(self) -> list[int]:
@@ -251,6 +257,53 @@ class Generator:
             decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules)
         seconds = time.perf_counter() - t0
         return self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
+
+    @torch.inference_mode()
+    def infill(
+        self,
+        score: symusic.Score | str | os.PathLike[str],
+        bars: tuple[int, int] = (5, 8),
+        config: GenerationConfig | None = None,
+        callback: Callback | None = None,
+        prompt_name: str | None = None,
+        **params: Any,
+    ) -> GenerationResult:
+        """Regenerate bars ``first..last`` (1-based, inclusive, 4/4) of ``score`` (a Score or a
+        MIDI path) and keep every other note; ``params`` override ``config``'s fields.
+
+        Any search and rule applies; the length knobs (``notes``, ``bars``) and
+        ``stop_at_eos`` are overridden: the fill is as long as the span and ends exactly
+        at its end (docs/ARCHITECTURE.md, "Infilling"). Notes held into the span are
+        trimmed at its start. The model must have been trained for it (``--fim-rate``).
+        ``callback(done, total)`` gets the steps of the span filled so far and its length.
+        """
+        cfg = _config(config, params)
+        if callback is not None and not callable(callback):
+            raise BadParameterError("must be a function or None", field="callback")
+        check_candidates(self.tokenizer, cfg)
+        check_infill_model(self.tokenizer, str(self.checkpoint or "the model"))
+        piece = _as_score(score)
+        if piece is None:
+            raise BadParameterError("give the piece whose bars to regenerate", field="score")
+        name = prompt_name or _path_name(score)
+        grid = self.encode_prompt(piece, None, name)[2]
+        plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model.cfg.context)
+        run = beam_search if cfg.search == "beam" else sample
+        rules = [*self._rules(plan.config, piece), plan.rule]
+        t0 = time.perf_counter()
+        with torch_threads(self.num_threads):
+            decoded = run(self.model, self.tokenizer, plan.prompt.ids, plan.config, callback,
+                          rules=rules)  # fmt: skip
+        seconds, bpm = time.perf_counter() - t0, cfg.bpm or score_bpm(piece)
+        return GenerationResult(
+            **plan.result_fields(decoded.ids, bpm),
+            seconds=seconds,
+            tokens_per_second=len(decoded.ids) / seconds if seconds > 0 else 0.0,
+            stop_reason=decoded.stop_reason,
+            config=plan.config,
+            bpm=bpm,
+            warnings=list(plan.warnings),
+        )
 
     def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:
         """The music rules beyond the grammar's own that ``cfg`` asks for, as masks."""

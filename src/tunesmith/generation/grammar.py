@@ -26,6 +26,7 @@ from tunesmith.tokenization.seed import (
     EOS,
     MAX_NOTE_STEPS,
     MAX_WAIT_STEPS,
+    MIDDLE,
     PITCH_OFFSET,
     SEP,
     SeedTokenizer,
@@ -195,11 +196,21 @@ class SeedGrammar:
         self.sounding: list[list[tuple[int, int]]] = [[]]
 
     def feed_prompt(self, ids: list[int]) -> None:
-        """Take the prompt's state; counters of new notes and steps start at zero."""
+        """Take the prompt's state; counters of new notes and steps start at zero.
+
+        A fill-in prompt's ``MIDDLE`` starts the middle's own time, as a piece starts:
+        nothing sounds, no chord is open, no pitch repeats (the suffix before it is over).
+        """
         for t in ids:
+            if t == MIDDLE:
+                self._restart(0)
             self._advance(0, int(t))
         self.new_notes[:] = 0
         self.elapsed[:] = 0
+
+    def _restart(self, r: int) -> None:
+        self.last_pitch[r], self.repeats[r], self.pending[r] = -1, 0, -1
+        self.step[r], self.low[r], self.sounding[r] = 0, 1000, []
 
     def _advance(self, r: int, t: int) -> None:
         if self.pending[r] >= 0 and t >= DUR_OFFSET:

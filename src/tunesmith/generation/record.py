@@ -2,7 +2,9 @@
 
 ``tunesmith generate`` writes it beside ``OUT.mid``; the web UI shows the same record as
 "Parameters (JSON)". Either replays with ``tunesmith generate --replay FILE``: the same
-parameters, model and prompt give the same MIDI bytes.
+parameters, model and prompt give the same MIDI bytes. A record of an infill (``tunesmith
+infill``) names its tool so, holds the span (``"infill": {"bars": [5, 8], "span": [64,
+128]}``) and its piece as the prompt, and replays with ``tunesmith infill --replay FILE``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.generator import GenerationResult
-from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, read_file_bytes
+from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, STEPS_PER_BAR, read_file_bytes
 
 TOOL = "tunesmith generate"
+INFILL_TOOL = "tunesmith infill"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -34,7 +37,15 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def step_record(result: GenerationResult, prompt_notes: int | None) -> dict[str, Any]:
-    """What one generation did: its parameters, the prompt notes asked for, counts and timing."""
+    """What one generation did: its parameters, the prompt notes asked for, counts and timing.
+
+    An infill's step also has ``infill``: the bars (1-based, inclusive) and grid steps regenerated.
+    """
+    infill = {}
+    if result.span is not None:
+        start, stop = result.span
+        bars = [start // STEPS_PER_BAR + 1, stop // STEPS_PER_BAR]
+        infill = {"infill": {"bars": bars, "span": [start, stop]}}
     return {
         "params": result.config.to_dict(),
         "prompt_notes": prompt_notes,
@@ -46,6 +57,7 @@ def step_record(result: GenerationResult, prompt_notes: int | None) -> dict[str,
         "bpm": result.bpm,
         "generation_seconds": round(result.seconds, 4),
         "tokens_per_second": round(result.tokens_per_second, 1),
+        **infill,
     }
 
 
@@ -65,7 +77,7 @@ def make_record(
 
     prompt = prompt or {}
     record = {
-        "tool": TOOL,
+        "tool": INFILL_TOOL if "infill" in step else TOOL,
         **step,
         "model_path": model.get("path"),
         "model_sha256": model.get("sha256"),
@@ -96,6 +108,7 @@ class Replay:
     prompt_name: str | None
     prompt_sha256: str | None
     prompt_notes: int | None
+    infill_bars: tuple[int, int] | None = None  # an infill record: the bars it regenerated
 
 
 def load_record(path: str | os.PathLike[str]) -> Replay:
@@ -112,7 +125,20 @@ def load_record(path: str | os.PathLike[str]) -> Replay:
     prompt_notes = _optional(record, "prompt_notes", int, path)
     if prompt_notes is not None and prompt_notes < 0:
         raise TunesmithError(f"{path}: prompt_notes must be 0 or more, not {prompt_notes}")
-    return Replay(config=config, prompt_notes=prompt_notes, **texts)
+    bars = _infill_bars(record, path) if record["tool"] == INFILL_TOOL else None
+    return Replay(config=config, prompt_notes=prompt_notes, infill_bars=bars, **texts)
+
+
+def _infill_bars(record: dict[str, Any], path: Any) -> tuple[int, int]:
+    infill = record.get("infill")
+    bars = infill.get("bars") if isinstance(infill, dict) else None
+    if (
+        not isinstance(bars, list)
+        or len(bars) != 2
+        or any(isinstance(b, bool) or not isinstance(b, int) for b in bars)
+    ):
+        raise TunesmithError(f"{path}: an infill record without its bars ('infill' is malformed)")
+    return bars[0], bars[1]
 
 
 _TEXT_FIELDS = ("model_path", "model_sha256", "prompt_path", "prompt_name", "prompt_sha256")
@@ -125,7 +151,7 @@ def _read_json(path: Path) -> dict[str, Any]:
         raise TunesmithError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise TunesmithError(f"{path}: not a generate JSON sidecar ({err})") from None
-    if not isinstance(record, dict) or record.get("tool") != TOOL:
+    if not isinstance(record, dict) or record.get("tool") not in (TOOL, INFILL_TOOL):
         raise TunesmithError(f'{path}: not a generate JSON sidecar (no "tool": "{TOOL}")')
     return record
 
