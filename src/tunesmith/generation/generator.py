@@ -78,6 +78,7 @@ class GenerationResult:
     bpm: float
     warnings: list[str] = field(default_factory=list)
     memorisation: Any = None  # filled in by the evaluation layer when an index is at hand
+    span: tuple[int, int] | None = None  # infill: (start_step, stop_step) of the regenerated bars
 
     @property
     def new_ids(self) -> list[int]:
