@@ -182,21 +182,29 @@ def _draw_notes(ax: Axes, notes: np.ndarray, roles: str, new_label: str) -> None
             )
 
 
-def _draw_labels(ax: Axes, start: int, stop: int, low: int, high: int, end: int) -> None:
-    """Pitch names at each C, bar numbers (at most ~24), no top or right frame."""
-    cs = [p for p in range(low, high + 1) if p % 12 == 0]
-    ax.set_yticks(cs, [pitch_name(p) for p in cs], fontsize=8)
+def bar_numbers(start: int, stop: int) -> tuple[np.ndarray, list[str]]:
+    """Where the bar numbers of the steps ``[start, stop)`` go (mid-bar) and what they say.
+
+    Every bar is numbered (from 1) up to 24 bars, then every 2nd, 4th... bar.
+    """
     first, last = start // STEPS_PER_BAR, -(-stop // STEPS_PER_BAR)  # 0-based, last excluded
     every = 1
     while (last - first) / every > 24:  # at most ~24 bar numbers, at a power-of-two spacing
         every *= 2
     numbers = np.arange(first, last)
     numbers = numbers[numbers % every == 0]
-    ax.set_xticks(numbers * STEPS_PER_BAR + STEPS_PER_BAR / 2, [str(b + 1) for b in numbers],
-                  fontsize=8)  # fmt: skip
+    return numbers * STEPS_PER_BAR + STEPS_PER_BAR / 2, [str(b + 1) for b in numbers]
+
+
+def _draw_labels(ax: Axes, start: int, stop: int, low: int, high: int, end: int) -> None:
+    """Pitch names at each C, bar numbers, which bars are shown, no top or right frame."""
+    cs = [p for p in range(low, high + 1) if p % 12 == 0]
+    ax.set_yticks(cs, [pitch_name(p) for p in cs], fontsize=8)
+    ax.set_xticks(*bar_numbers(start, stop), fontsize=8)
     ax.tick_params(axis="x", length=0)
-    n_bars = end // STEPS_PER_BAR
+    first, last = start // STEPS_PER_BAR + 1, -(-stop // STEPS_PER_BAR)
     whole = start == 0 and stop >= end
-    ax.set_xlabel("bar" if whole else f"bar (bars {first + 1}-{last} of {n_bars})", fontsize=9)
+    label = "bar" if whole else f"bar (bars {first}-{last} of {end // STEPS_PER_BAR})"
+    ax.set_xlabel(label, fontsize=9)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
