@@ -16,6 +16,7 @@ from tunesmith.ui.pianoroll import (
     bar_numbers,
     draw_pianoroll,
     focus,
+    piece_end,
     pitch_name,
 )
 
@@ -121,14 +122,14 @@ def test_the_default_view_is_what_changed_with_context():
     new = grid[-64:]
     assert start <= new[:, 0].min() - CONTEXT_BARS * STEPS_PER_BAR
     assert start > new[:, 0].min() - (CONTEXT_BARS + 1) * STEPS_PER_BAR
-    assert stop == 1728  # the piece's end: no context past it
+    assert stop == piece_end(grid) == 1744  # the piece's end: no context past it
     assert start % STEPS_PER_BAR == 0 and (stop - start) // STEPS_PER_BAR <= 10
     # A regenerated span in the middle: its bars and two on each side.
     middle = focus(grid, "p" * len(grid), span=(800, 848))
     assert middle == (800 - CONTEXT_BARS * 16, 848 + CONTEXT_BARS * 16)
     # Chosen bars elsewhere widen the view to show them too.
     assert focus(grid, roles, highlight=(0, 16))[0] == 0
-    assert focus(grid, "p" * len(grid)) == (0, 1728)  # nothing new: the whole piece
+    assert focus(grid, "p" * len(grid)) == (0, 1744)  # nothing new: the whole piece
 
 
 def test_zoomed_and_whole_views_differ():

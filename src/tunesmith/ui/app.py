@@ -142,7 +142,8 @@ def _outputs_layout() -> dict[str, Any]:
     )
     with gr.Row(equal_height=False):
         page["roll"] = gr.Image(
-            label="Piano roll: prompt grey, kept blue, new orange, chosen bars yellow",
+            # A short label: Gradio lays it over the image's top left, where the legend is.
+            label="Piano roll",
             type="numpy", format="png", interactive=False, elem_id="roll", scale=5,
         )  # fmt: skip
         page.update(_span_controls())
