@@ -260,3 +260,103 @@ def test_stop_and_two_users_at_once(chromium, slow_server):
     assert alice_outside == [] and bob_outside == []
     alice.close()
     bob.close()
+
+
+@pytest.fixture
+def filling_server() -> Iterator[str]:
+    """A quick generator whose ``infill`` regenerates bars (a stand-in for a FIM-trained model)."""
+    url, demo = serve(FakeGenerator())
+    yield url
+    demo.close()
+
+
+def roll_source(page) -> str:
+    return page.locator("#roll img").get_attribute("src")
+
+
+def wait_roll_change(page, before: str) -> str:
+    page.wait_for_function(
+        "(old) => { const i = document.querySelector('#roll img');"
+        " return i && i.getAttribute('src') && i.getAttribute('src') !== old; }",
+        arg=before,
+    )
+    return roll_source(page)
+
+
+def choose_bars(page, first: str, last: str) -> None:
+    for box, value in (("#first-bar", first), ("#last-bar", last)):
+        field = page.locator(f"{box} input[type=number]")
+        field.fill(value)
+        field.press("Enter")
+
+
+def test_regenerate_bars_and_undo_in_a_real_browser(chromium, filling_server, tmp_path):
+    page, outside = open_page(chromium, filling_server)
+    summary = page.locator("#summary textarea")
+
+    def wait_summary(predicate: str) -> str:
+        page.wait_for_function(
+            "() => { const v = document.querySelector('#summary textarea').value;"
+            f" return {predicate}; }}"
+        )
+        return summary.input_value()
+
+    notes_box = page.locator("#notes input[type=number]")
+    notes_box.fill("120")  # some 240 steps: fifteen bars
+    notes_box.press("Enter")
+    page.locator("#generate").click()
+    first = wait_summary("/^\\d+ notes \\(/.test(v)")
+    page.locator("#roll img[src]").wait_for()
+    plain = roll_source(page)
+
+    choose_bars(page, "2", "3")
+    highlighted = wait_roll_change(page, plain)  # the chosen bars are shaded at once
+    page.locator("#regenerate").click()
+    second = wait_summary("v.includes('new in bars 2-3')")
+    assert summary_notes(second) > 0 and second != first
+    assert '"action": "infill"' in page.locator("#params").inner_text()
+    zoomed = wait_roll_change(page, highlighted)  # bars 1-5: the two and their context
+    page.screenshot(path=str(tmp_path / "after-regenerate.png"), full_page=True)
+    page.locator("#whole input[type=checkbox]").check()
+    wait_roll_change(page, zoomed)
+
+    page.locator("#undo").click()
+    assert wait_summary(f"v === {first!r}") == first
+
+    # A reversed span: one visible line, and the piece stays.
+    choose_bars(page, "9", "3")
+    page.locator("#regenerate").click()
+    page.wait_for_function(
+        "() => document.querySelector('#message textarea').value.includes('comes after')"
+    )
+    assert summary.input_value() == first
+    print(f"screenshot: {tmp_path / 'after-regenerate.png'}")
+    assert outside == [], f"the page tried to reach other hosts: {outside}"
+    page.close()
+
+
+def test_regenerate_with_the_served_model(chromium, server):
+    """Today's bundled model is not trained to fill in: its refusal is a visible line."""
+    page, outside = open_page(chromium, server)
+    notes_box = page.locator("#notes input[type=number]")
+    notes_box.fill(str(NEW_NOTES))
+    notes_box.press("Enter")
+    page.locator("#generate").click()
+    page.wait_for_function(
+        "() => /^\\d+ notes \\(/.test(document.querySelector('#summary textarea').value)"
+    )
+    first = page.locator("#summary textarea").input_value()
+    said = page.locator("#message textarea").input_value()  # e.g. a missing SoundFont
+    choose_bars(page, "1", "1")
+    page.locator("#regenerate").click()
+    page.wait_for_function(
+        "(said) => document.querySelector('#message textarea').value !== said"
+        " || document.querySelector('#summary textarea').value.includes('new in bars 1-1')",
+        arg=said,
+    )
+    message = page.locator("#message textarea").input_value()
+    summary = page.locator("#summary textarea").input_value()
+    if "new in bars 1-1" not in summary:  # refused: said in one line, the piece unchanged
+        assert summary == first and message and "\n" not in message and "Traceback" not in message
+    assert outside == []
+    page.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -364,3 +365,112 @@ def test_build_app_without_a_browser():
     demo = build_app(lambda: made.append(1), examples_dir=CORPUS)
     assert isinstance(demo, gr.Blocks) and made == []  # the model loads at first use, not before
     assert Path(demo.tunesmith_downloads.name).is_dir()
+
+
+# --- regenerate bars ----------------------------------------------------------
+
+
+@pytest.fixture
+def filling_gen(gen, monkeypatch) -> Generator:
+    """The tiny model's Generator with a stand-in ``infill`` (the model is not FIM-trained)."""
+    from ui_fakes import fill_bars
+
+    calls = []
+
+    def infill(score, bars, **kwargs):
+        calls.append(bars)
+        return fill_bars(score, bars, **kwargs)
+
+    monkeypatch.setattr(gen, "infill", infill, raising=False)
+    monkeypatch.setattr(gen, "infill_calls", calls, raising=False)
+    return gen
+
+
+def test_regenerate_bars_keeps_the_rest_and_undoes(filling_gen, prompt_file, out_dir):
+    from tunesmith.ui.spans import RollOptions
+
+    roll = RollOptions(first_bar=2, last_bar=3)
+    s1, v1 = callbacks.generate(
+        filling_gen, Session(), str(prompt_file), None, 40, small_params(), out_dir, roll=roll
+    )
+    s2, v2 = callbacks.regenerate(filling_gen, s1, 2, 3.0, small_params(), out_dir, roll=roll)
+    assert filling_gen.infill_calls == [(2, 3)] and len(s2.history) == 2
+    old, new = grid_notes(load_midi(s1.current.midi)), grid_notes(load_midi(v2.midi_path))
+    outside = lambda g: g[(g[:, 0] < 16) | (g[:, 0] >= 48)]  # noqa: E731
+    assert np.array_equal(outside(old)[:, :2], outside(new)[:, :2])  # kept: step and pitch
+    assert np.array_equal(old[old[:, 0] >= 48], new[new[:, 0] >= 48])  # after the span: exact
+    assert s2.current.span == (16, 48)
+    roles = np.array(list(s2.current.roles))
+    in_span = (new[:, 0] >= 16) & (new[:, 0] < 48)
+    assert set(roles[in_span]) == {"n"} and "n" not in set(roles[~in_span])
+    assert {"p", "k"} <= set(roles[~in_span])  # the upload's notes and earlier new ones
+    assert "kept +" in v2.summary and "new in bars 2-3" in v2.summary
+    step = json.loads(v2.params_json)["extensions"][-1]
+    assert step["action"] == "infill" and step["bars"] == [2, 3]
+    assert v2.roll is not None and not np.array_equal(v1.roll, v2.roll)
+
+    s3, v3 = callbacks.undo(s2, out_dir, roll=roll)
+    assert s3.current == s1.current and v3.midi_path == v1.midi_path
+    assert np.array_equal(v3.roll, v1.roll)
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "match"),
+    [
+        (9, 3, "^bars 9-3: the first bar comes after the last$"),
+        (0, 2, "^bars 0-2: bars are numbered from 1$"),
+        (None, 2, "^bars: give the first and the last bar"),
+        (0, 0, "^bars: give the first and the last bar"),
+        (2.5, 3, "^bars: 2.5 is not a whole bar number$"),
+        (40, 41, "^bars 40-41: the piece has only \\d+ bars$"),
+    ],
+)
+def test_bad_span_is_a_one_line_error_and_the_piece_stays(filling_gen, out_dir, first, last, match):
+    session, _ = callbacks.generate(
+        filling_gen, Session(), None, None, None, small_params(), out_dir
+    )
+    with pytest.raises(BadParameterError, match=match):
+        callbacks.regenerate(filling_gen, session, first, last, small_params(), out_dir)
+    assert filling_gen.infill_calls == [] and len(session.history) == 1
+
+
+def test_regenerate_needs_a_piece(filling_gen, out_dir):
+    with pytest.raises(TunesmithError, match="press Generate first"):
+        callbacks.regenerate(filling_gen, Session(), 1, 1, small_params(), out_dir)
+
+
+def test_a_model_that_cannot_fill_in_is_refused_in_one_line(gen, out_dir, monkeypatch):
+    """The tiny model has no fill-in ids: the library (or, without it, the UI) refuses."""
+    from tunesmith.errors import BadCheckpointError
+
+    session, _ = callbacks.generate(gen, Session(), None, None, None, small_params(), out_dir)
+    with pytest.raises(TunesmithError) as info:
+        callbacks.regenerate(gen, session, 1, 1, small_params(), out_dir)
+    assert "\n" not in str(info.value) and str(info.value)
+    refusal = "the model was not trained to fill in bars (no fill-in tokens)"
+
+    def refuse(*args, **kwargs):
+        raise BadCheckpointError(refusal)
+
+    monkeypatch.setattr(gen, "infill", refuse, raising=False)
+    with pytest.raises(BadCheckpointError, match=re.escape(refusal)):
+        callbacks.regenerate(gen, session, 1, 1, small_params(), out_dir)
+    assert len(session.history) == 1
+
+
+def test_the_roll_follows_the_chosen_bars_and_the_whole_piece_toggle(gen, prompt_file, out_dir):
+    from tunesmith.ui.spans import RollOptions
+
+    session, _ = callbacks.extend(
+        gen,
+        callbacks.generate(gen, Session(), str(prompt_file), None, 40, small_params(), out_dir)[0],
+        small_params(),
+        out_dir,
+    )
+    assert callbacks.redraw_roll(Session(), RollOptions()) is None  # nothing to draw yet
+    plain = callbacks.redraw_roll(session, RollOptions())
+    chosen = callbacks.redraw_roll(session, RollOptions(first_bar=1, last_bar=1))
+    half_typed = callbacks.redraw_roll(session, RollOptions(first_bar=3, last_bar=None))
+    whole = callbacks.redraw_roll(session, RollOptions(whole_piece=True))
+    assert np.array_equal(plain, half_typed)  # no span yet: nothing highlighted
+    assert not np.array_equal(plain, chosen) and not np.array_equal(plain, whole)

@@ -22,6 +22,7 @@ from tunesmith.ui import callbacks
 from tunesmith.ui.audio import to_int16
 from tunesmith.ui.callbacks import GeneratorLike, View
 from tunesmith.ui.params import ControlSpec, config_from_controls, control_specs
+from tunesmith.ui.spans import RollOptions
 from tunesmith.ui.state import Session, StopFlags
 
 NO_EXAMPLE = "(none)"
@@ -71,7 +72,8 @@ def build_app(
         demo.tunesmith_downloads = downloads  # lives (and is cleaned up) with the app
         gr.Markdown(
             f"# {title}\nContinue a piano piece with a Transformer: upload a MIDI opening "
-            "(or none), choose how to search, press **Generate**, then **Extend** to go on."
+            "(or none), choose how to search, press **Generate**, then **Extend** to go on, "
+            "or choose bars beside the piano roll and **Regenerate bars**."
         )
         with gr.Row():
             with gr.Column(scale=1, min_width=320):
@@ -138,15 +140,30 @@ def _outputs_layout() -> dict[str, Any]:
     page["audio"] = gr.Audio(
         label="Listen", type="numpy", autoplay=True, interactive=False, elem_id="audio"
     )
-    page["roll"] = gr.Image(
-        label="Piano roll: prompt grey, new notes orange", type="numpy", format="png",
-        interactive=False, elem_id="roll",
-    )  # fmt: skip
+    with gr.Row(equal_height=False):
+        page["roll"] = gr.Image(
+            # A short label: Gradio lays it over the image's top left, where the legend is.
+            label="Piano roll",
+            type="numpy", format="png", interactive=False, elem_id="roll", scale=5,
+        )  # fmt: skip
+        page.update(_span_controls())
     page["midi"] = gr.File(label="Download MIDI", interactive=False, height=90, elem_id="midi")
     page["params"] = gr.Code(
         label="Parameters (JSON, replay with tunesmith generate --replay)", language="json",
         lines=4, max_lines=18, elem_id="params",
     )  # fmt: skip
+    return page
+
+
+def _span_controls() -> dict[str, Any]:
+    """Beside the roll: the bars to regenerate, the button, and the whole-piece toggle."""
+    page: dict[str, Any] = {}
+    with gr.Column(scale=1, min_width=150):
+        # Empty (or 0) means no bars chosen; the roll highlights a span once both make one.
+        page["first_bar"] = gr.Number(label="First bar", precision=0, elem_id="first-bar")
+        page["last_bar"] = gr.Number(label="Last bar", precision=0, elem_id="last-bar")
+        page["regenerate"] = gr.Button("Regenerate bars", variant="secondary", elem_id="regenerate")
+        page["whole"] = gr.Checkbox(label="Show whole piece", value=False, elem_id="whole")
     return page
 
 
@@ -171,8 +188,13 @@ class Wiring:
         """The GenerationConfig of the controls' values (``data``: component -> value)."""
         return config_from_controls({n: data[c] for n, c in self.knob_components().items()})
 
+    def roll(self, data: dict) -> RollOptions:
+        """How the roll is to be drawn: the chosen bars and the whole-piece toggle."""
+        page = self.page
+        return RollOptions(data[page["first_bar"]], data[page["last_bar"]], data[page["whole"]])
+
     def handler(self, action: str) -> Callable[..., tuple]:
-        """The click handler of Generate or Extend (they differ only in their prompt)."""
+        """The click handler of Generate, Extend or Regenerate bars (each with its own prompt)."""
         page = self.page
 
         # Inputs given as a set arrive as one {component: value} dict, which keeps
@@ -185,9 +207,12 @@ class Wiring:
                 if action == "generate":
                     example = self.examples.get(data[page["example"]])
                     args += (data[page["upload"]], example, data[page["prompt_notes"]])
+                elif action == "regenerate":
+                    args += (data[page["first_bar"]], data[page["last_bar"]])
                 new_session, view = getattr(callbacks, action)(
-                    *args, self.config(data), self.out_dir, should_stop, _progress_bar(progress)
-                )
+                    *args, self.config(data), self.out_dir, should_stop, _progress_bar(progress),
+                    roll=self.roll(data),
+                )  # fmt: skip
             except TunesmithError as err:
                 return _failed(state, err)
             finally:
@@ -198,13 +223,19 @@ class Wiring:
 
         return on_click
 
-    def on_undo(self, state: Session) -> tuple:
+    def on_undo(self, data: dict) -> tuple:
         """Go back one version, or say why not."""
+        state = data[self.page["session"]]
         try:
-            new_session, view = callbacks.undo(state, self.out_dir)
+            new_session, view = callbacks.undo(state, self.out_dir, roll=self.roll(data))
         except TunesmithError as err:
             return _failed(state, err)
         return (new_session, *_outputs(view))
+
+    def on_roll(self, data: dict) -> Any:
+        """Redraw the roll for the chosen bars or the whole-piece toggle."""
+        image = callbacks.redraw_roll(data[self.page["session"]], self.roll(data))
+        return gr.skip() if image is None else image
 
     def on_stop(self, request: gr.Request) -> str:
         """Ask this tab's running generation to stop."""
@@ -219,11 +250,14 @@ class Wiring:
         # One queue slot for all generations; one progress bar, on the roll.
         slot = {"concurrency_limit": 1, "concurrency_id": "generation",
                 "show_progress_on": [page["roll"]]}  # fmt: skip
-        prompt = {page[n] for n in ("session", "upload", "example", "prompt_notes")}
+        view = {page[n] for n in ("session", "first_bar", "last_bar", "whole")}
+        prompt = view | {page[n] for n in ("upload", "example", "prompt_notes")}
         page["generate"].click(self.handler("generate"), prompt | knob_inputs, outputs, **slot)
-        page["extend"].click(self.handler("extend"), {page["session"]} | knob_inputs, outputs,
-                             **slot)  # fmt: skip
-        page["undo"].click(self.on_undo, [page["session"]], outputs)
+        for action in ("extend", "regenerate"):
+            page[action].click(self.handler(action), view | knob_inputs, outputs, **slot)
+        page["undo"].click(self.on_undo, view, outputs)
+        for control in ("first_bar", "last_bar", "whole"):
+            page[control].change(self.on_roll, view, page["roll"], queue=False)
         page["stop"].click(self.on_stop, None, page["message"], queue=False)
         # A fresh seed from the OS; the generation itself stays a function of that seed.
         page["dice"].click(lambda: secrets.randbelow(2**31), None, page["seed"], queue=False)

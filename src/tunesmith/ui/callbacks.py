@@ -23,8 +23,9 @@ from tunesmith.evaluation.memorisation import copy_of_training_data
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.generator import NO_LEGAL_NOTE, GenerationResult
 from tunesmith.generation.record import make_record, sha256_bytes, sha256_file, step_record
-from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, grid_notes, load_midi
+from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, STEPS_PER_BAR, grid_notes, load_midi
 from tunesmith.ui.params import parse_prompt_notes
+from tunesmith.ui.spans import RollOptions, bar_span, roles_after, roll_image
 from tunesmith.ui.state import Session, Version
 
 MAX_UPLOAD_BYTES = MAX_FILE_BYTES
@@ -46,21 +47,31 @@ class GeneratorLike(Protocol):
         callback: Callable[[int, int], bool | None] | None = None,
     ) -> GenerationResult: ...
 
+    def infill(
+        self,
+        score: symusic.Score,
+        bars: tuple[int, int],
+        config: GenerationConfig | None = None,
+        callback: Callable[[int, int], bool | None] | None = None,
+    ) -> GenerationResult: ...
+
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    """One press of Generate or Extend: what to continue, with which config.
+    """One press of Generate, Extend or Regenerate bars: what to continue, with which config.
 
     ``prompt_info`` (name and sha256 of an upload) and ``previous_steps`` carry the
-    piece's record forward so that its JSON replays every step.
+    piece's record forward so that its JSON replays every step. ``bars`` (first, last,
+    1-based) are the bars an infill regenerates.
     """
 
     config: GenerationConfig
-    action: str = "generate"  # or "extend"
+    action: str = "generate"  # or "extend", "infill"
     prompt: symusic.Score | None = None
     prompt_notes: int | None = None
     prompt_info: dict[str, Any] | None = None
     previous_steps: tuple[dict[str, Any], ...] = ()
+    bars: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -100,14 +111,20 @@ def list_examples(folder: str | os.PathLike[str] | None, limit: int = 6) -> dict
 
 
 def _summary(result: GenerationResult, score: symusic.Score, checkpoint: Path | None) -> str:
-    total = len(result.grid)
+    total, kept, new = len(result.grid), result.n_prompt_notes, result.n_new_notes
+    counts = f"{total} notes ({kept} prompt + {new} new)"
+    if result.span is not None:
+        first, last = result.span[0] // STEPS_PER_BAR + 1, -(-result.span[1] // STEPS_PER_BAR)
+        counts = f"{total} notes ({kept} kept + {new} new in bars {first}-{last})"
     parts = [
-        f"{total} notes ({result.n_prompt_notes} prompt + {result.n_new_notes} new)",
+        counts,
         f"{score.to('second').end():.1f} s long",
         f"{result.tokens_per_second:.0f} tokens/s",
         f"took {result.seconds:.2f} s",
     ]
-    copy = copy_of_training_data(checkpoint, result.grid, result.n_prompt_notes)
+    # An infill's grid is in time order, its new notes in the middle: check all of it.
+    from_note = 0 if result.span is not None else result.n_prompt_notes
+    copy = copy_of_training_data(checkpoint, result.grid, from_note)
     if copy is not None:  # only a checkpoint that carries its training set's index can tell
         parts.append(copy.describe())
     if result.stop_reason == "cancelled":
@@ -124,6 +141,7 @@ def run_generation(
     out_dir: Path,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    roll: RollOptions | None = None,
 ) -> tuple[Session, View]:
     """Call the generator and turn its result into a new version of the piece."""
 
@@ -132,25 +150,44 @@ def run_generation(
             progress(done, target)
         return bool(should_stop and should_stop())
 
-    result = generator.generate(
-        request.prompt, request.prompt_notes, config=request.config, callback=callback
-    )
+    if request.bars is not None:
+        result = generator.infill(
+            request.prompt, bars=request.bars, config=request.config, callback=callback
+        )
+    else:
+        result = generator.generate(
+            request.prompt, request.prompt_notes, config=request.config, callback=callback
+        )
     notes = list(result.warnings)
     if result.stop_reason == "cancelled":
         notes.append(f"Stopped after {result.n_new_notes} new notes.")
         if result.n_new_notes == 0:
-            return session, render_view(session.current, out_dir, message=" ".join(notes))
+            return session, render_view(session.current, out_dir, " ".join(notes), roll)
+    version = _new_version(generator, request, result, session.current)
+    return session.push(version), render_view(version, out_dir, " ".join(notes), roll)
+
+
+def _new_version(
+    generator: GeneratorLike,
+    request: GenerationRequest,
+    result: GenerationResult,
+    previous: Version | None,
+) -> Version:
+    """The version a generation made, with its record and each note's role."""
     step = {"action": request.action, **step_record(result, request.prompt_notes)}
+    if request.bars is not None:
+        step["bars"] = list(request.bars)
     checkpoint = generator.checkpoint
-    version = Version(
+    return Version(
         midi=result.score.dumps_midi(),
         n_prompt_notes=int(result.n_prompt_notes),
         summary=_summary(result, result.score, checkpoint),
         steps=(*request.previous_steps, step),
         prompt=request.prompt_info,
         model={"path": str(checkpoint) if checkpoint else None, "sha256": generator.checksum},
+        roles=roles_after(result, request.action, previous),
+        span=None if result.span is None else (int(result.span[0]), int(result.span[1])),
     )
-    return session.push(version), render_view(version, out_dir, message=" ".join(notes))
 
 
 def generate(
@@ -163,6 +200,7 @@ def generate(
     out_dir: Path,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    roll: RollOptions | None = None,
 ) -> tuple[Session, View]:
     """Generate a new piece from the uploaded prompt, else the example, else nothing."""
     source = upload or example
@@ -175,7 +213,7 @@ def generate(
             prompt_notes=parse_prompt_notes(prompt_notes),
             prompt_info=info,
         )
-    return run_generation(generator, session, request, out_dir, should_stop, progress)
+    return run_generation(generator, session, request, out_dir, should_stop, progress, roll)
 
 
 def extend(
@@ -185,6 +223,7 @@ def extend(
     out_dir: Path,
     should_stop: Callable[[], bool] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    roll: RollOptions | None = None,
 ) -> tuple[Session, View]:
     """Continue the current piece (all of it is the prompt)."""
     current = session.current
@@ -197,22 +236,63 @@ def extend(
         prompt_info=current.prompt,
         previous_steps=current.steps,
     )
-    return run_generation(generator, session, request, out_dir, should_stop, progress)
+    return run_generation(generator, session, request, out_dir, should_stop, progress, roll)
 
 
-def undo(session: Session, out_dir: Path) -> tuple[Session, View]:
+def regenerate(
+    generator: GeneratorLike,
+    session: Session,
+    first_bar: Any,
+    last_bar: Any,
+    config: GenerationConfig,
+    out_dir: Path,
+    should_stop: Callable[[], bool] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    roll: RollOptions | None = None,
+) -> tuple[Session, View]:
+    """Regenerate bars ``first_bar..last_bar`` (1-based, inclusive) of the current piece.
+
+    Every note outside them stays; a bad span, or a model that cannot fill in,
+    raises a one-line :class:`TunesmithError` and the piece stays as it is.
+    """
+    current = session.current
+    if current is None:
+        raise TunesmithError("nothing to regenerate yet: press Generate first")
+    score = load_midi(current.midi, name="the current piece")
+    bars = bar_span(first_bar, last_bar, grid_notes(score))
+    if not callable(getattr(generator, "infill", None)):
+        raise TunesmithError("this model cannot regenerate bars (it has no infilling)")
+    request = GenerationRequest(
+        config=config,
+        action="infill",
+        prompt=score,
+        prompt_info=current.prompt,
+        previous_steps=current.steps,
+        bars=bars,
+    )
+    return run_generation(generator, session, request, out_dir, should_stop, progress, roll)
+
+
+def undo(session: Session, out_dir: Path, roll: RollOptions | None = None) -> tuple[Session, View]:
     """Go back to the previous version."""
     if len(session.history) < 2:
         raise TunesmithError("nothing to undo")
     previous = session.pop()
-    return previous, render_view(previous.current, out_dir)
+    return previous, render_view(previous.current, out_dir, roll=roll)
+
+
+def redraw_roll(session: Session, roll: RollOptions) -> np.ndarray | None:
+    """The current piece's roll alone, for a change of the chosen bars or of the view."""
+    current = session.current
+    return None if current is None else roll_image(current, roll)
 
 
 def replay_json(version: Version) -> str:
     """How ``version`` was made, as the sidecar ``tunesmith generate`` writes.
 
     ``tunesmith generate --replay THIS.json --prompt PROMPT.mid --out x.mid`` remakes
-    the first step; each Extend that followed is listed under ``extensions``.
+    the first step; each Extend or Regenerate bars that followed is listed under
+    ``extensions``.
     """
     first, *rest = version.steps
     step = {k: v for k, v in first.items() if k != "action"}
@@ -232,13 +312,14 @@ def _write_midi(data: bytes, out_dir: Path) -> Path:
     return path
 
 
-def render_view(version: Version | None, out_dir: Path, message: str = "") -> View:
+def render_view(
+    version: Version | None, out_dir: Path, message: str = "", roll: RollOptions | None = None
+) -> View:
     """Audio, piano roll, summary, MIDI file and JSON of ``version`` (an empty view for None).
 
     A missing SoundFont costs only the audio: the message says how to install one.
     """
     from tunesmith.ui.audio import render_score
-    from tunesmith.ui.pianoroll import draw_pianoroll
 
     if version is None:
         return View(message=message)
@@ -251,10 +332,9 @@ def render_view(version: Version | None, out_dir: Path, message: str = "") -> Vi
         audio, message = None, " ".join(filter(None, [message, f"No audio: {err}"]))
     if audio is not None and len(audio[1]) == 0:
         audio = None  # a piece without notes: nothing to play
-    roll = draw_pianoroll(grid, min(version.n_prompt_notes, len(grid)))
     return View(
         audio=audio,
-        roll=roll,
+        roll=roll_image(version, roll, grid),
         summary=version.summary,
         midi_path=str(_write_midi(version.midi, out_dir)),
         params_json=replay_json(version),

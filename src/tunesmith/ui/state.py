@@ -22,8 +22,12 @@ class Version:
     """One state of the piece: its MIDI bytes and how it was made.
 
     ``n_prompt_notes`` is how many of its first grid rows the user brought (or, after
-    Extend, what existed before); ``steps`` records every generate/extend with its
-    full parameters, in order, so the piece can be replayed exactly.
+    Extend, what existed before; after Regenerate bars, the notes kept); ``steps``
+    records every generate/extend/infill with its full parameters, in order, so the
+    piece can be replayed exactly. ``roles`` has one letter per row of its
+    ``grid_notes``: ``p`` the user's prompt, ``k`` kept from before, ``n`` new ("" reads
+    as the first ``n_prompt_notes`` prompt, the rest new); ``span`` is the regenerated
+    ``(start_step, stop_step)`` of a Regenerate bars.
     """
 
     midi: bytes
@@ -32,6 +36,8 @@ class Version:
     steps: tuple[dict[str, Any], ...] = ()
     prompt: dict[str, Any] | None = None  # name and sha256 of the uploaded prompt
     model: dict[str, Any] | None = None  # checkpoint path and checksum
+    roles: str = ""
+    span: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
