@@ -46,6 +46,7 @@ def step_record(result: GenerationResult, prompt_notes: int | None) -> dict[str,
         "bpm": result.bpm,
         "generation_seconds": round(result.seconds, 4),
         "tokens_per_second": round(result.tokens_per_second, 1),
+        "backend": result.backend,
     }
 
 
@@ -96,6 +97,7 @@ class Replay:
     prompt_name: str | None
     prompt_sha256: str | None
     prompt_notes: int | None
+    backend: str | None = None  # the decoding step that made it (older records: None)
 
 
 def load_record(path: str | os.PathLike[str]) -> Replay:
@@ -112,10 +114,16 @@ def load_record(path: str | os.PathLike[str]) -> Replay:
     prompt_notes = _optional(record, "prompt_notes", int, path)
     if prompt_notes is not None and prompt_notes < 0:
         raise TunesmithError(f"{path}: prompt_notes must be 0 or more, not {prompt_notes}")
-    return Replay(config=config, prompt_notes=prompt_notes, **texts)
+    backend = _optional(record, "backend", str, path)
+    if backend is not None and backend not in _BACKENDS:
+        raise TunesmithError(
+            f"{path}: backend must be one of {', '.join(_BACKENDS)}, not {backend!r}"
+        )
+    return Replay(config=config, prompt_notes=prompt_notes, backend=backend, **texts)
 
 
 _TEXT_FIELDS = ("model_path", "model_sha256", "prompt_path", "prompt_name", "prompt_sha256")
+_BACKENDS = ("torch", "onnx")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
