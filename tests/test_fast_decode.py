@@ -58,11 +58,17 @@ def stop_after(n: int):  # noqa: ANN201
     return callback
 
 
-@pytest.mark.parametrize("style", ["tiny", "tiny-seed"])
+@pytest.fixture(scope="module", params=["tiny", "tiny-seed"])
+def tiny(request: pytest.FixtureRequest) -> tuple[Transformer, backends.StepBackend]:
+    """A tiny model of each style and its onnx step (exported once per module)."""
+    model = tiny_model(request.param)
+    return model, onnx_step(model)
+
+
 @torch.inference_mode()
-def test_logits_match_the_reference_forward_past_the_context(style: str) -> None:
-    model = tiny_model(style)
-    window = CachedWindow(onnx_step(model).decoder(model), [1, 0, 60, 140])
+def test_logits_match_the_reference_forward_past_the_context(tiny) -> None:
+    model, step = tiny
+    window = CachedWindow(step.decoder(model), [1, 0, 60, 140])
     window.fork(3)  # beam-shaped: a shared prompt, rows reordered every step
     gen = torch.Generator().manual_seed(0)
     for step in range(150):  # well past the context of 64: the window slides
@@ -75,23 +81,22 @@ def test_logits_match_the_reference_forward_past_the_context(style: str) -> None
     assert window.start > 0
 
 
-@pytest.mark.parametrize("style", ["tiny", "tiny-seed"])
-def test_greedy_gives_the_torch_tokens_for_512_tokens_on_a_tiny_model(style: str) -> None:
-    model = tiny_model(style)
+def test_greedy_gives_the_torch_tokens_for_512_tokens_on_a_tiny_model(tiny) -> None:
+    model, step = tiny
     cfg = GenerationConfig(search="greedy", notes=100_000, stop_at_eos=False)
     with torch.inference_mode():
         ref = sample(model, TOK, [1, 0], cfg, stop_after(512), decoder=Decoder(model))
-        got = sample(model, TOK, [1, 0], cfg, stop_after(512), decoder=onnx_step(model).decoder(model))  # fmt: skip
+        got = sample(model, TOK, [1, 0], cfg, stop_after(512), decoder=step.decoder(model))
     assert len(ref.ids) >= 512
     assert got.ids == ref.ids
 
 
-def test_beam_search_gives_the_torch_piece() -> None:
-    model = tiny_model("tiny")
+def test_beam_search_gives_the_torch_piece(tiny) -> None:
+    model, step = tiny
     cfg = GenerationConfig(search="beam", beam_width=4, notes=40)
     with torch.inference_mode():
         ref = beam_search(model, TOK, [1, 0], cfg, None, decoder=Decoder(model))
-        got = beam_search(model, TOK, [1, 0], cfg, None, decoder=onnx_step(model).decoder(model))
+        got = beam_search(model, TOK, [1, 0], cfg, None, decoder=step.decoder(model))
     assert got.ids == ref.ids and len(got.ids) > 40
 
 

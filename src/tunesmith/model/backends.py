@@ -74,12 +74,13 @@ def open_backend(
             return StepBackend("torch")
         return StepBackend("onnx", load_session(_export_bytes(model), threads))
     artifact = StepArtifact(checksum, cache_dir())
-    if requested == "auto":
-        problem = artifact.problem(model)
-        if problem is not None:
-            _build_in_background(artifact, problem, checkpoint)
-            return StepBackend("torch")
-    return StepBackend("onnx", load_session(artifact.ensure(model), threads))
+    if requested == "onnx":
+        return StepBackend("onnx", load_session(artifact.ensure(model), threads))
+    problem = artifact.problem(model)
+    if problem is not None:
+        _build_in_background(artifact, problem, checkpoint)
+        return StepBackend("torch")
+    return StepBackend("onnx", load_session(artifact.graph, threads))
 
 
 def _export_bytes(model: Transformer) -> bytes:
