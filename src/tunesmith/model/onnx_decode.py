@@ -52,6 +52,16 @@ def _bind(binding: Any, name: str, t: torch.Tensor | np.ndarray, output: bool = 
     bind(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
 
 
+def _whole_buffer(cache: KVCache) -> tuple[torch.Tensor | None, int]:
+    """The batch-1 storage read whole (see step_graph) and its live length: the shared
+    segment, else at batch 1 the row's own storage, else none."""
+    if cache.shared is not None:
+        return cache.shared, cache.shared_len
+    if cache.batch == 1:
+        return cache.kv, cache.own_len
+    return None, 0
+
+
 class OnnxDecoder:
     """The step through an ONNX Runtime session; one per decoding (it holds its bindings).
 
@@ -63,19 +73,18 @@ class OnnxDecoder:
         self.session = session
         cfg = model.cfg
         self._scalars = {name: np.zeros((), dtype=np.int64) for name in SCALARS[1:]}
-        self._empty = torch.zeros(1, cfg.n_head, 1, cfg.head_dim)  # no shared segment
+        self._empty = torch.zeros(1, cfg.n_head, 1, cfg.head_dim)  # no whole buffer
         self._binding: Any = None
         self._bound: tuple[Any, ...] = ()  # the storage bound, kept alive so its address is too
 
     def _rebind(self, cache: KVCache) -> None:
-        """Bind the cache's storage, zeroing its unwritten positions (see step_graph)."""
-        cfg, B = self.model.cfg, cache.batch
-        if self._bound and cache.kv is self._bound[0] and cache.shared is self._bound[1]:
+        """Bind the cache's storage when it changed; zero the whole buffer's unwritten tail."""
+        whole, live = _whole_buffer(cache)
+        if self._bound and cache.kv is self._bound[0] and whole is self._bound[1]:
             return
-        if not self._bound or cache.kv is not self._bound[0]:
-            cache.kv[:, :, :, :, cache.own_len :].zero_()
-        if cache.shared is not None and (not self._bound or cache.shared is not self._bound[1]):
-            cache.shared[:, :, :, :, cache.shared_len :].zero_()
+        if whole is not None:
+            whole[:, :, :, :, live:].zero_()
+        cfg, B = self.model.cfg, cache.batch
         b = self._binding = self.session.io_binding()
         self._tokens = np.zeros(B, dtype=np.int64)
         self._logits = torch.empty(B, cfg.vocab_size)
@@ -84,15 +93,12 @@ class OnnxDecoder:
         for name, arr in self._scalars.items():
             _bind(b, name, arr)
         for i in range(cfg.n_layer):
-            _bind(b, f"k{i}", cache.kv[i, 0])
-            _bind(b, f"v{i}", cache.kv[i, 1])
-            shared = (cache.shared[i, 0], cache.shared[i, 1]) if cache.shared is not None else (
-                self._empty, self._empty)  # fmt: skip
-            _bind(b, f"sk{i}", shared[0])
-            _bind(b, f"sv{i}", shared[1])
+            for j, kv in enumerate("kv"):
+                _bind(b, f"{kv}{i}", cache.kv[i, j])
+                _bind(b, f"s{kv}{i}", self._empty if whole is None else whole[i, j])
         _bind(b, "logits", self._logits, output=True)
         _bind(b, "new_kv", self._new_kv, output=True)
-        self._bound = (cache.kv, cache.shared)
+        self._bound = (cache.kv, whole)
 
     @torch.inference_mode()
     def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
@@ -101,10 +107,13 @@ class OnnxDecoder:
         cache.check_room(1)
         self._rebind(cache)
         own = cache.own_len
-        self._tokens[:] = cache.to_storage_order(tokens).numpy()
+        whole, live = _whole_buffer(cache)
         s = self._scalars
-        s["pos"][...], s["lo"][...], s["hi"][...] = cache.length, cache.own_start, own
-        s["shared_len"][...] = cache.shared_len if cache.shared is not None else 0
+        s["pos"][...], s["shared_len"][...] = cache.length, live
+        # Own tokens not in the whole buffer are gathered: none when it is the own storage.
+        s["lo"][...] = own if whole is cache.kv else cache.own_start
+        s["hi"][...] = own
+        self._tokens[:] = cache.to_storage_order(tokens).numpy()
         self.session.run_with_iobinding(self._binding)
         L, H, D = self.model.cfg.n_layer, self.model.cfg.n_head, self.model.cfg.head_dim
         cache.kv[:, :, :, :, own] = self._new_kv.view(L, -1, 2, H, D).transpose(1, 2)

@@ -26,7 +26,7 @@ from typing import Any
 from tunesmith.model.transformer import Transformer
 
 # Bump when StepGraph's inputs, outputs or computation change: older files are then stale.
-STEP_FORMAT = 1
+STEP_FORMAT = 2
 
 
 def cache_dir() -> Path:

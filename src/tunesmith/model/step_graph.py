@@ -3,16 +3,18 @@
 :class:`StepGraph` runs the reference :class:`~tunesmith.model.transformer.Transformer`'s
 embedding, norms, projections, feed-forward and head (the same module objects, so the
 same weights) over one new token per row; only attention is written for the cache as
-graph inputs: it reads every layer's whole key/value buffer ``(B, H, N, D)`` (the
-:class:`~tunesmith.model.cache.KVCache` storage, bound without a copy) and masks it to
-the live positions ``[lo, hi)``, plus the shared segment's first ``shared_len``
-positions and the new token itself. The new keys and values are an output, which the
-caller writes into the cache. :func:`export_step` turns it into an ONNX graph.
+graph inputs, two kinds of them per layer:
 
-Reading the whole buffer costs at most the slide's share of the context more than
-reading the live part, and saves a copy of the live part per step (a graph cannot
-take a strided view). Unused positions must hold finite numbers (a masked probability
-of 0 times NaN is NaN): the caller zeroes them once per buffer.
+- a *whole* batch-1 buffer ``(1, H, P, D)`` read in place and masked to its first
+  ``shared_len`` positions: the cache's shared segment, or at batch 1 without one the
+  row's own storage (most of a step's keys and values are read this way, without a
+  copy: a graph cannot take a strided view);
+- the rows' *own* buffers ``(B, H, N, D)`` of which only positions ``[lo, hi)`` are
+  gathered (a beam's own part is a few tokens), then the new token's keys and values.
+
+Positions past ``shared_len`` must hold finite numbers (a masked probability of 0 times
+NaN is NaN): the caller zeroes them once per buffer. The new keys and values are an
+output, which the caller writes into the cache. :func:`export_step` writes the ONNX graph.
 """
 
 from __future__ import annotations
@@ -45,9 +47,10 @@ class StepGraph(nn.Module):
     """``forward(tokens, pos, lo, hi, shared_len, *buffers) -> (logits, new_kv)``.
 
     tokens ``(B,)`` in the cache's storage order; pos, lo, hi, shared_len 0-d int64
-    (the new token's position, the live own range, the shared length); buffers: own k, v
-    ``(B, H, N, D)`` per layer, then shared k, v ``(1, H, P, D)`` per layer. Returns
-    logits ``(B, V)`` and the new token's keys then values ``(L, B, 2H, 1, D)``.
+    (the new token's position, the own range gathered, the whole buffer's live length);
+    buffers: own k, v ``(B, H, N, D)`` per layer, then whole k, v ``(1, H, P, D)`` per
+    layer. Returns logits ``(B, V)`` and the new token's keys then values
+    ``(L, B, 2H, 1, D)``.
     """
 
     def __init__(self, model: Transformer) -> None:
@@ -65,12 +68,12 @@ class StepGraph(nn.Module):
             rope = (m.rope_cos[pos][None], m.rope_sin[pos][None])  # (1, D/2)
         else:
             x = x * math.sqrt(m.cfg.d_model) + m.pos_table[pos]
-        own_mask = _range_mask(buffers[0].shape[2], lo, hi)
-        shared_mask = _range_mask(buffers[2 * L].shape[2], torch.zeros_like(lo), shared_len)
+        own_range = torch.arange(lo, hi)
+        mask = torch.arange(buffers[2 * L].shape[2]) < shared_len
         new_kv = []
         for i, blk in enumerate(m.blocks):
-            own, shared = buffers[2 * i : 2 * i + 2], buffers[2 * (L + i) : 2 * (L + i) + 2]
-            attend = _Attend(own, shared, own_mask, shared_mask)
+            own, whole = buffers[2 * i : 2 * i + 2], buffers[2 * (L + i) : 2 * (L + i) + 2]
+            attend = _Attend(own, whole, own_range, mask)
             if blk.pre_norm:
                 y, kv = self._attention(blk, blk.norm1(x), rope, attend)
                 x = x + y
@@ -97,32 +100,27 @@ class StepGraph(nn.Module):
         return blk.attn.proj(y), torch.cat([k, v], 1)
 
 
-def _range_mask(n: int | torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """``(n,)`` True on positions ``lo <= i < hi``."""
-    i = torch.arange(n)
-    return (i >= lo) & (i < hi)
-
-
 class _Attend:
-    """One query per row over the masked shared and own buffers and the new token."""
+    """One query per row over the whole buffer (masked), the gathered own range and the
+    new token: one softmax over all of them, as ``Transformer.forward`` computes it."""
 
-    def __init__(self, own: tuple[torch.Tensor, ...], shared: tuple[torch.Tensor, ...],
-                 own_mask: torch.Tensor, shared_mask: torch.Tensor) -> None:  # fmt: skip
-        self.own, self.shared = own, shared
-        self.own_mask, self.shared_mask = own_mask, shared_mask
+    def __init__(self, own: tuple[torch.Tensor, ...], whole: tuple[torch.Tensor, ...],
+                 own_range: torch.Tensor, mask: torch.Tensor) -> None:  # fmt: skip
+        self.own, self.whole, self.own_range, self.mask = own, whole, own_range, mask
 
     def __call__(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``(B, H, 1, D)`` attention of q over every live key, the new k/v included."""
-        (ok, ov), (sk, sv) = self.own, self.shared
-        scale = q.shape[-1] ** -0.5
-        ninf = torch.tensor(float("-inf"))
-        s_own = torch.where(self.own_mask, torch.matmul(q, ok.transpose(2, 3)), ninf)
-        s_sh = torch.where(self.shared_mask, torch.matmul(q, sk.transpose(2, 3)), ninf)
-        s_new = torch.matmul(q, k.transpose(2, 3))  # (B, H, 1, 1)
-        P, N = sk.shape[2], ok.shape[2]
-        probs = F.softmax(torch.cat([s_sh, s_own, s_new], -1) * scale, dim=-1)
-        y = torch.matmul(probs[..., :P], sv) + torch.matmul(probs[..., P : P + N], ov)
-        return y + probs[..., P + N :] * v
+        """``(B, H, 1, D)`` attention of q ``(B, H, 1, D)``; k, v the new token's."""
+        (ok, ov), (wk, wv) = self.own, self.whole
+        ok = torch.cat([ok.index_select(2, self.own_range), k], 2)  # (B, H, m + 1, D)
+        ov = torch.cat([ov.index_select(2, self.own_range), v], 2)
+        qs = q.transpose(0, 2)  # (1, H, B, D): every row's query meets the whole buffer at once
+        s_whole = torch.matmul(qs, wk.transpose(2, 3)).transpose(0, 2)  # (B, H, 1, P)
+        s_whole = torch.where(self.mask, s_whole, torch.tensor(float("-inf")))
+        s_own = torch.matmul(q, ok.transpose(2, 3))  # (B, H, 1, m + 1)
+        P = wk.shape[2]
+        probs = F.softmax(torch.cat([s_whole, s_own], -1) * q.shape[-1] ** -0.5, dim=-1)
+        y_whole = torch.matmul(probs[..., :P].transpose(0, 2), wv).transpose(0, 2)
+        return y_whole + torch.matmul(probs[..., P:], ov)
 
 
 def example_inputs(model: Transformer, batch: int = 2, length: int = 8) -> tuple:
@@ -130,7 +128,7 @@ def example_inputs(model: Transformer, batch: int = 2, length: int = 8) -> tuple
     cfg = model.cfg
     H, D, L = cfg.n_head, cfg.head_dim, cfg.n_layer
     scalars = [torch.zeros(batch, dtype=torch.long)]
-    scalars += [torch.tensor(v, dtype=torch.long) for v in (3, 0, 3, 2)]
+    scalars += [torch.tensor(v, dtype=torch.long) for v in (3, 1, 3, 2)]
     own = [torch.zeros(batch, H, length, D) for _ in range(2 * L)]
     shared = [torch.zeros(1, H, length + 1, D) for _ in range(2 * L)]
     return (*scalars, *own, *shared)
