@@ -167,7 +167,10 @@ def _edit_meta(artifact: StepArtifact, **changes: object) -> None:
     artifact.meta.write_text(json.dumps({**meta, **changes}))
 
 
-def test_auto_decodes_with_torch_until_the_export_exists(tiny_checkpoint: Path) -> None:
+def test_auto_decodes_with_torch_until_the_export_exists(
+    tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TUNESMITH_CACHE_DIR", str(tmp_path / "own-cache"))  # none built yet
     assert Generator.from_pretrained(tiny_checkpoint).generate(notes=4).backend == "torch"
     Generator.from_pretrained(tiny_checkpoint, backend="onnx").generate(notes=4)
     assert Generator.from_pretrained(tiny_checkpoint).generate(notes=4).backend == "onnx"
