@@ -9,13 +9,25 @@ built byte by byte with :func:`raw_midi`.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import symusic
 
 DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def step_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Exported decoding steps go to a folder of the test session's own, never the user's
+    cache, and no test starts a background export: under ``--backend auto`` the tests
+    decode with torch unless they build an export themselves."""
+    folder = tmp_path_factory.mktemp("step-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUNESMITH_CACHE_DIR", str(folder))
+        mp.setenv("TUNESMITH_BACKGROUND_EXPORT", "0")
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 
+from tunesmith.cli.generate import add_backend_option, backend_option
 from tunesmith.errors import TunesmithError
 
 HELP = """Open tunesmith in a web browser: upload a MIDI opening, generate, listen,
@@ -30,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"folder of MIDI files offered as example openings (default: ${EXAMPLES_ENV}, "
         "else ../shared/datasets/final-fantasy-piano when it exists)",
     )
+    add_backend_option(p)
     p.set_defaults(func=run)
 
 
@@ -59,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Load the model before serving, so a bad --model is a one-line error now,
     # not a message in every visitor's page.
-    generator = Generator.from_pretrained(args.model)
+    generator = Generator.from_pretrained(args.model, backend=backend_option(args.backend))
     examples = Path(args.examples) if args.examples else default_examples()
     if examples is not None and not examples.is_dir():
         raise TunesmithError(f"--examples {examples}: no such folder")

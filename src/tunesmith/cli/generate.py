@@ -22,7 +22,7 @@ of the model and the prompt; `tunesmith generate --replay OUT.json` makes the
 same piece again, byte for byte."""
 
 # Parameters of the run that are not GenerationConfig fields, for errors naming them.
-OTHER_FLAGS = {"prompt_notes": "--prompt-notes", "prompt": "--prompt"}
+OTHER_FLAGS = {"prompt_notes": "--prompt-notes", "prompt": "--prompt", "backend": "--backend"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +35,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_knob_options(p)
     p.add_argument("--out", help="output MIDI path (required unless --replay)")
     p.add_argument("--replay", help="a JSON sidecar written by generate: make that piece again")
+    add_backend_option(p)
     p.set_defaults(func=run)
+
+
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: the decoding step (shared by every command that generates)."""
+    from tunesmith.model.backends import BACKENDS
+
+    parser.add_argument(
+        "--backend", choices=BACKENDS, default=None,
+        help="decoding step: onnx (ONNX Runtime, the `fast` extra), torch, or auto: onnx when "
+        "installed and its export of the model is cached, else torch (a --replay takes the "
+        "recorded one; default auto)",
+    )  # fmt: skip
 
 
 def add_knob_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
@@ -68,6 +81,16 @@ def add_knob_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
             target.add_argument(k.flag, dest=name, type=k.kind, choices=k.choices, help=text)
 
 
+def backend_option(value: str | None) -> str:
+    """The ``--backend`` given (default auto), refused in one line when it cannot run here."""
+    from tunesmith.model.backends import check_backend
+
+    try:
+        return check_backend(value or "auto")
+    except BadParameterError as err:
+        raise flag_error(err) from None
+
+
 def flag_error(err: BadParameterError) -> BadParameterError:
     """``err`` with its field spelled as the command line's flag (``--top-k-offset``)."""
     flags = {**OTHER_FLAGS, **{name: k.flag for name, k in knobs().items()}}
@@ -95,6 +118,7 @@ class Plan:
     out: Path
     model_sha256: str | None = None
     infill_bars: tuple[int, int] | None = None  # from an infill record: the bars it regenerated
+    backend: str = "auto"
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -104,7 +128,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     given = {n: getattr(args, n) for n in knobs() if getattr(args, n) is not None}
     if not args.replay:
         return Plan(GenerationConfig(**given), args.model, args.prompt, args.prompt_notes,
-                    check_out(args.out))  # fmt: skip
+                    check_out(args.out), backend=backend_option(args.backend))  # fmt: skip
     try:
         replay = load_record(args.replay)
     except TunesmithError as err:
@@ -118,8 +142,11 @@ def make_plan(args: argparse.Namespace) -> Plan:
         )
     prompt = _replay_prompt(args, replay, getattr(args, "prompt_flag", "--prompt"))
     notes = args.prompt_notes if args.prompt_notes is not None else replay.prompt_notes
+    # The same seed gives the same bytes within one backend: replay on the recorded one.
+    backend = backend_option(args.backend or replay.backend)
     return Plan(replay.config.with_params(**given), args.model or replay.model_path, prompt,
-                notes, check_out(args.out), replay.model_sha256, replay.infill_bars)  # fmt: skip
+                notes, check_out(args.out), replay.model_sha256, replay.infill_bars,
+                backend)  # fmt: skip
 
 
 def _replay_prompt(args: argparse.Namespace, replay: Any, flag: str) -> str | None:
@@ -168,7 +195,7 @@ def _run(args: argparse.Namespace) -> int:
     plan = make_plan(args)
     prompt = load_midi(plan.prompt) if plan.prompt else None
     started = time.perf_counter()
-    generator = Generator.from_pretrained(plan.model)
+    generator = Generator.from_pretrained(plan.model, backend=plan.backend)
     load_seconds = time.perf_counter() - started
     if plan.model_sha256 and generator.checksum != plan.model_sha256:
         raise TunesmithError("--replay: the model differs from the one that made the piece")

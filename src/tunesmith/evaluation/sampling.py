@@ -39,6 +39,7 @@ class EvalSettings:
     excerpts_per_file: int = 8  # real excerpts cut from each held-out file at most
     train_openings: int = 4  # pieces per search method prompted with training openings
     pianorolls: bool = True
+    backend: str = "auto"  # the decoding step (tunesmith.model.backends)
 
     def __post_init__(self) -> None:
         for name in ("samples", "notes", "prompt_notes", "excerpts_per_file"):

@@ -19,6 +19,7 @@ from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
 from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.search import Callback, beam_search, sample
+from tunesmith.model.backends import StepBackend, check_backend, open_backend
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer
@@ -84,6 +85,7 @@ class GenerationResult:
     warnings: list[str] = field(default_factory=list)
     memorisation: Any = None  # filled in by the evaluation layer when an index is at hand
     span: tuple[int, int] | None = None  # infill: [start, stop) grid steps regenerated
+    backend: str = "torch"  # the decoding step that made it: "torch" or "onnx"
 
     @property
     def new_ids(self) -> list[int]:
@@ -151,6 +153,7 @@ class Generator:
         checkpoint: Path | None = None,
         checksum: str | None = None,
         num_threads: int | None = 1,
+        backend: str = "auto",
     ) -> None:
         """``num_threads``: torch threads while decoding (None: leave torch's setting).
 
@@ -158,7 +161,10 @@ class Generator:
         second thread gains little on an idle machine, while on a busy one OpenMP
         threads that spin waiting for each other can be far slower
         (``python -m benchmarks.generation --threads N`` measures it).
-        A model with a non-finite weight is refused here.
+        ``backend``: the decoding step, ``auto`` (ONNX Runtime when installed, see
+        :mod:`tunesmith.model.backends`), ``torch`` or ``onnx``; one that cannot run here
+        is refused with a :class:`BadParameterError`. A model with a non-finite weight is
+        refused too.
         """
         check_finite_weights(model, str(checkpoint) if checkpoint else "the model")
         self.model = model.eval()
@@ -166,22 +172,37 @@ class Generator:
         self.checkpoint = checkpoint
         self.checksum = checksum
         self.num_threads = num_threads
+        self.requested_backend = check_backend(backend)
+        self._backend: StepBackend | None = None  # resolved at the first generation
+
+    @property
+    def backend(self) -> StepBackend:
+        """The decoding step in use, resolved (and for onnx, loaded) on first use."""
+        if self._backend is None:
+            self._backend = open_backend(self.requested_backend, self.model, self.checksum,
+                                         self.checkpoint, self.num_threads)  # fmt: skip
+        return self._backend
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path | None = None, device: str = "cpu", num_threads: int | None = 1
+        cls,
+        path: str | Path | None = None,
+        device: str = "cpu",
+        num_threads: int | None = 1,
+        backend: str = "auto",
     ) -> Generator:
         """Load a checkpoint folder; ``None`` loads the model bundled with the package.
 
         A config that does not fit its weights or cannot be allocated is refused as a
         :class:`BadCheckpointError` naming the folder.
         """
+        check_backend(backend)  # before the model loads
         # The checkpoint layer trusts config.json's shapes; what they break is named here.
         try:
             ckpt = load_checkpoint(path, device=device)
         except (RuntimeError, MemoryError, AttributeError, TypeError, ValueError) as err:
             raise _load_failure(path, err) from None
-        return cls(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum, num_threads)
+        return cls(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum, num_threads, backend)
 
     def encode_prompt(
         self,
@@ -251,12 +272,16 @@ class Generator:
             )
         bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
         run = beam_search if cfg.search == "beam" else sample
+        step = self.backend  # loaded before the clock starts: generation time is decoding
         t0 = time.perf_counter()
         rules = self._rules(cfg, score)
         with torch_threads(self.num_threads):
-            decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules)
+            decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules,
+                          decoder=step.decoder(self.model))  # fmt: skip
         seconds = time.perf_counter() - t0
-        return self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
+        result = self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
+        result.backend = step.name
+        return result
 
     @torch.inference_mode()
     def infill(
@@ -290,10 +315,11 @@ class Generator:
         plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model.cfg.context)
         run = beam_search if cfg.search == "beam" else sample
         rules = [*self._rules(plan.config, piece), plan.rule]
+        step = self.backend
         t0 = time.perf_counter()
         with torch_threads(self.num_threads):
             decoded = run(self.model, self.tokenizer, plan.prompt.ids, plan.config, callback,
-                          rules=rules)  # fmt: skip
+                          rules=rules, decoder=step.decoder(self.model))  # fmt: skip
         seconds, bpm = time.perf_counter() - t0, cfg.bpm or score_bpm(piece)
         return GenerationResult(
             **plan.result_fields(decoded.ids, bpm),
@@ -303,6 +329,7 @@ class Generator:
             config=plan.config,
             bpm=bpm,
             warnings=list(plan.warnings),
+            backend=step.name,
         )
 
     def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:

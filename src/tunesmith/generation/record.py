@@ -57,6 +57,7 @@ def step_record(result: GenerationResult, prompt_notes: int | None) -> dict[str,
         "bpm": result.bpm,
         "generation_seconds": round(result.seconds, 4),
         "tokens_per_second": round(result.tokens_per_second, 1),
+        "backend": result.backend,
         **infill,
     }
 
@@ -109,6 +110,7 @@ class Replay:
     prompt_sha256: str | None
     prompt_notes: int | None
     infill_bars: tuple[int, int] | None = None  # an infill record: the bars it regenerated
+    backend: str | None = None  # the decoding step that made it (older records: None)
 
 
 def load_record(path: str | os.PathLike[str]) -> Replay:
@@ -126,7 +128,14 @@ def load_record(path: str | os.PathLike[str]) -> Replay:
     if prompt_notes is not None and prompt_notes < 0:
         raise TunesmithError(f"{path}: prompt_notes must be 0 or more, not {prompt_notes}")
     bars = _infill_bars(record, path) if record["tool"] == INFILL_TOOL else None
-    return Replay(config=config, prompt_notes=prompt_notes, infill_bars=bars, **texts)
+    backend = _optional(record, "backend", str, path)
+    if backend is not None and backend not in _BACKENDS:
+        raise TunesmithError(
+            f"{path}: backend must be one of {', '.join(_BACKENDS)}, not {backend!r}"
+        )
+    return Replay(
+        config=config, prompt_notes=prompt_notes, infill_bars=bars, backend=backend, **texts
+    )
 
 
 def _infill_bars(record: dict[str, Any], path: Any) -> tuple[int, int]:
@@ -142,6 +151,7 @@ def _infill_bars(record: dict[str, Any], path: Any) -> tuple[int, int]:
 
 
 _TEXT_FIELDS = ("model_path", "model_sha256", "prompt_path", "prompt_name", "prompt_sha256")
+_BACKENDS = ("torch", "onnx")
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+"""Which decoding step a generator runs: ``torch`` (the eager :class:`Decoder`) or ``onnx``.
+
+``auto`` (the default everywhere) takes ONNX Runtime when the ``fast`` extra is
+installed and the model has a checksum to key its exported step by, else torch.
+Exporting takes a few seconds, more than a short generation: under ``auto`` a
+missing (or invalid) export is built in a background process and this run decodes
+with torch, so a first run is never slower than before; ``onnx`` named explicitly
+builds it in the foreground. ``TUNESMITH_BACKGROUND_EXPORT=0`` turns the background
+build off (the tests do).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tunesmith.errors import BadParameterError
+from tunesmith.model.decode import Decoder, DecodeStep
+from tunesmith.model.onnx_decode import OnnxDecoder, load_session, onnxruntime_available
+from tunesmith.model.step_cache import StepArtifact, cache_dir
+from tunesmith.model.transformer import Transformer
+
+BACKENDS = ("auto", "torch", "onnx")
+_LOCK_SECONDS = 600  # a background build older than this is taken for dead
+
+
+def check_backend(name: object) -> str:
+    """``name`` if it is a backend that can run here; else a one-line BadParameterError."""
+    if name not in BACKENDS:
+        raise BadParameterError(
+            f"{name!r} is not a backend (choose from {', '.join(BACKENDS)})", field="backend"
+        )
+    if name == "onnx" and not onnxruntime_available():
+        raise BadParameterError(
+            "onnx needs onnxruntime, which is not installed (pip install -e '.[fast]')",
+            field="backend",
+        )
+    return str(name)
+
+
+@dataclass
+class StepBackend:
+    """The backend a generator decodes with, and the ONNX Runtime session when it is onnx."""
+
+    name: str  # "torch" or "onnx"
+    session: Any = None
+
+    def decoder(self, model: Transformer) -> DecodeStep:
+        """A fresh step for one decoding."""
+        return Decoder(model) if self.session is None else OnnxDecoder(model, self.session)
+
+
+def open_backend(
+    requested: str, model: Transformer, checksum: str | None, checkpoint: Path | None,
+    threads: int | None,
+) -> StepBackend:  # fmt: skip
+    """Resolve ``requested`` (auto, torch or onnx) for ``model`` into a ready backend."""
+    requested = check_backend(requested)
+    if requested == "torch" or (requested == "auto" and not onnxruntime_available()):
+        return StepBackend("torch")
+    if next(model.parameters()).dtype != torch.float32:
+        if requested == "onnx":
+            raise BadParameterError("onnx runs float32 models only", field="backend")
+        return StepBackend("torch")
+    if checksum is None:  # nothing to key an export by: build it in memory when asked for
+        if requested == "auto":
+            return StepBackend("torch")
+        return StepBackend("onnx", load_session(_export_bytes(model), threads))
+    artifact = StepArtifact(checksum, cache_dir())
+    if requested == "onnx":
+        return StepBackend("onnx", load_session(artifact.ensure(model), threads))
+    problem = artifact.problem(model)
+    if problem is not None:
+        _build_in_background(artifact, problem, checkpoint)
+        return StepBackend("torch")
+    return StepBackend("onnx", load_session(artifact.graph, threads))
+
+
+def _export_bytes(model: Transformer) -> bytes:
+    """The step of a model without a checkpoint, exported to memory."""
+    import io
+
+    from tunesmith.model.step_graph import export_step
+
+    buf = io.BytesIO()
+    export_step(model, buf)
+    return buf.getvalue()
+
+
+def _build_in_background(artifact: StepArtifact, problem: str, checkpoint: Path | None) -> None:
+    """Start ``python -m tunesmith.model.step_cache CHECKPOINT`` detached, once at a time."""
+    if os.environ.get("TUNESMITH_BACKGROUND_EXPORT", "1") == "0" or checkpoint is None:
+        return
+    lock = artifact.graph.with_suffix(".building")
+    try:
+        artifact.folder.mkdir(parents=True, exist_ok=True)
+        if lock.exists() and time.time() - lock.stat().st_mtime < _LOCK_SECONDS:
+            return  # another process is building it
+        lock.touch()
+    except OSError:
+        return  # an unwritable cache only costs speed
+    if problem != "missing":
+        print(f"tunesmith: cached ONNX step {artifact.graph} is {problem}; rebuilding it in "
+              "the background (this run decodes with torch)", file=sys.stderr)  # fmt: skip
+    code = (
+        "import sys; from pathlib import Path; from tunesmith.model.step_cache import main\n"
+        "try: main([sys.argv[1]])\nfinally: Path(sys.argv[2]).unlink(missing_ok=True)"
+    )
+    subprocess.Popen(
+        [sys.executable, "-c", code, str(checkpoint), str(lock)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip

@@ -1,0 +1,122 @@
+"""The decoding step through ONNX Runtime: the exported :class:`~tunesmith.model.step_graph.StepGraph`.
+
+At batch 1 an eager step is mostly per-operation overhead (about 150 small operations);
+ONNX Runtime runs the whole step as one call over a pre-planned graph. The cache's
+buffers are bound to the graph's inputs by address (IO binding: no copy), rebound
+only when the cache's storage changes (a new window, a fork); the scalars and the
+outputs live in buffers bound once. :class:`OnnxDecoder` satisfies
+:class:`~tunesmith.model.decode.DecodeStep`, so every search, the sliding window,
+beam reordering and every rule work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tunesmith.model.cache import KVCache
+from tunesmith.model.decode import check_context
+from tunesmith.model.step_graph import SCALARS
+from tunesmith.model.transformer import Transformer
+
+
+def onnxruntime_available() -> bool:
+    """Whether the ``fast`` extra (onnxruntime) is installed."""
+    # Found, not imported: choosing the backend costs nothing when torch is the answer.
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def load_session(graph: Path | bytes, threads: int | None) -> Any:
+    """An ONNX Runtime session of the step graph, run with ``threads`` threads (None: its own)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.inter_op_num_threads = 1
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+    if threads == 1:  # no pool to spin: on a shared machine spinning threads only steal time
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = graph if isinstance(graph, bytes) else str(graph)
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
+def _bind(binding: Any, name: str, t: torch.Tensor | np.ndarray, output: bool = False) -> None:
+    """Bind a contiguous CPU tensor or array to a graph input or output by its address."""
+    arr = t.numpy() if isinstance(t, torch.Tensor) else t
+    bind = binding.bind_output if output else binding.bind_input
+    bind(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+
+
+def _whole_buffer(cache: KVCache) -> tuple[torch.Tensor | None, int]:
+    """The batch-1 storage read whole (see step_graph) and its live length: the shared
+    segment, else at batch 1 the row's own storage, else none."""
+    if cache.shared is not None:
+        return cache.shared, cache.shared_len
+    if cache.batch == 1:
+        return cache.kv, cache.own_len
+    return None, 0
+
+
+class OnnxDecoder:
+    """The step through an ONNX Runtime session; one per decoding (it holds its bindings).
+
+    The session may be shared by decoders in several threads; a decoder may not.
+    """
+
+    def __init__(self, model: Transformer, session: Any) -> None:
+        self.model = model
+        self.session = session
+        cfg = model.cfg
+        self._scalars = {name: np.zeros((), dtype=np.int64) for name in SCALARS[1:]}
+        self._empty = torch.zeros(1, cfg.n_head, 1, cfg.head_dim)  # no whole buffer
+        self._binding: Any = None
+        self._bound: tuple[Any, ...] = ()  # the storage bound, kept alive so its address is too
+
+    def _rebind(self, cache: KVCache) -> None:
+        """Bind the cache's storage when it changed; zero the whole buffer's unwritten tail."""
+        whole, live = _whole_buffer(cache)
+        if self._bound and cache.kv is self._bound[0] and whole is self._bound[1]:
+            return
+        if whole is not None:
+            whole[:, :, :, :, live:].zero_()
+        cfg, B = self.model.cfg, cache.batch
+        b = self._binding = self.session.io_binding()
+        self._tokens = np.zeros(B, dtype=np.int64)
+        self._logits = torch.empty(B, cfg.vocab_size)
+        self._new_kv = torch.empty(cfg.n_layer, B, 2 * cfg.n_head, 1, cfg.head_dim)
+        _bind(b, "tokens", self._tokens)
+        for name, arr in self._scalars.items():
+            _bind(b, name, arr)
+        for i in range(cfg.n_layer):
+            for j, kv in enumerate("kv"):
+                _bind(b, f"{kv}{i}", cache.kv[i, j])
+                _bind(b, f"s{kv}{i}", self._empty if whole is None else whole[i, j])
+        _bind(b, "logits", self._logits, output=True)
+        _bind(b, "new_kv", self._new_kv, output=True)
+        self._bound = (cache.kv, whole)
+
+    @torch.inference_mode()
+    def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
+        check_context(self.model, cache)
+        cache.check_room(1)
+        self._rebind(cache)
+        own = cache.own_len
+        whole, live = _whole_buffer(cache)
+        s = self._scalars
+        s["pos"][...], s["shared_len"][...] = cache.length, live
+        # Own tokens not in the whole buffer are gathered: none when it is the own storage.
+        s["lo"][...] = own if whole is cache.kv else cache.own_start
+        s["hi"][...] = own
+        self._tokens[:] = cache.to_storage_order(tokens).numpy()
+        self.session.run_with_iobinding(self._binding)
+        L, H, D = self.model.cfg.n_layer, self.model.cfg.n_head, self.model.cfg.head_dim
+        cache.kv[:, :, :, :, own] = self._new_kv.view(L, -1, 2, H, D).transpose(1, 2)
+        cache.advance(1)
+        logits = cache.to_row_order(self._logits)
+        return logits.clone() if logits is self._logits else logits

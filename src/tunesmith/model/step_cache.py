@@ -1,0 +1,123 @@
+"""The exported decoding step on disk, keyed by the checkpoint's checksum.
+
+``CACHE_DIR/step-<checksum>.onnx`` holds the graph (weights inside), and
+``step-<checksum>.json`` beside it what it was built from: the checksum, the model
+config, the step's format version and the graph file's own SHA-256. A file that does
+not match (stale format, another checkpoint, truncated or altered bytes) is rebuilt
+with a one-line notice on stderr; files are written under a temporary name and
+renamed into place, so a kill mid-build never leaves a half-written artifact in use.
+
+``CACHE_DIR`` is ``$TUNESMITH_CACHE_DIR``, else ``$XDG_CACHE_HOME/tunesmith``, else
+``~/.cache/tunesmith``. ``python -m tunesmith.model.step_cache [CHECKPOINT]`` builds
+one ahead of time (the bundled model when no folder is given).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.model.transformer import Transformer
+
+# Bump when StepGraph's inputs, outputs or computation change: older files are then stale.
+STEP_FORMAT = 2
+
+
+def cache_dir() -> Path:
+    """Where exported steps live (see the module's docstring)."""
+    if os.environ.get("TUNESMITH_CACHE_DIR"):
+        return Path(os.environ["TUNESMITH_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tunesmith"
+
+
+@dataclass(frozen=True)
+class StepArtifact:
+    """The graph and metadata files of one checkpoint's exported step."""
+
+    checksum: str
+    folder: Path
+
+    @property
+    def graph(self) -> Path:
+        return self.folder / f"step-{self.checksum}.onnx"
+
+    @property
+    def meta(self) -> Path:
+        return self.folder / f"step-{self.checksum}.json"
+
+    def expected(self, model: Transformer) -> dict[str, Any]:
+        """The metadata a valid artifact of ``model`` has, the graph's hash aside."""
+        return {"format": STEP_FORMAT, "checksum": self.checksum, "model": model.cfg.to_dict()}
+
+    def problem(self, model: Transformer) -> str | None:
+        """Why the files on disk cannot serve ``model`` (None: they can)."""
+        if not self.graph.is_file() and not self.meta.is_file():
+            return "missing"
+        try:
+            meta = json.loads(self.meta.read_text())
+            data = self.graph.read_bytes()
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            return f"unreadable ({type(err).__name__})"
+        if not isinstance(meta, dict):
+            return "unreadable (metadata is not an object)"
+        if meta.get("checksum") != self.checksum:
+            return f"from another checkpoint ({meta.get('checksum')})"
+        if meta.get("format") != STEP_FORMAT or meta.get("model") != model.cfg.to_dict():
+            return "stale (another format or model config)"
+        if meta.get("sha256") != hashlib.sha256(data).hexdigest():
+            return "truncated or altered (its checksum does not match)"
+        return None
+
+    def build(self, model: Transformer) -> None:
+        """Export ``model``'s step to the graph file, then write the metadata."""
+        from tunesmith.model.step_graph import export_step
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".step-", suffix=".tmp")
+        os.close(fd)
+        try:
+            export_step(model, tmp)
+            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+            # Metadata first, the graph last: a kill in between leaves a mismatch, rebuilt.
+            _write_atomic(self.meta, json.dumps({**self.expected(model), "sha256": digest}))
+            os.replace(tmp, self.graph)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def ensure(self, model: Transformer) -> Path:
+        """The graph file, (re)built first when it is missing or does not match ``model``."""
+        problem = self.problem(model)
+        if problem is not None:
+            if problem != "missing":
+                print(f"tunesmith: cached ONNX step {self.graph} is {problem}; rebuilding it",
+                      file=sys.stderr)  # fmt: skip
+            self.build(model)
+        return self.graph
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the step of a checkpoint folder (default: the bundled model) into the cache."""
+    from tunesmith.model.checkpoint import load_checkpoint
+
+    args = sys.argv[1:] if argv is None else argv
+    ckpt = load_checkpoint(args[0] if args else None)
+    path = StepArtifact(ckpt.checksum, cache_dir()).ensure(ckpt.model)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
