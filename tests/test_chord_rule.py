@@ -17,6 +17,7 @@ from tunesmith.generation import GenerationConfig, Generator
 from tunesmith.generation.chords import ChordChart
 from tunesmith.generation.constraints import parse_scale
 from tunesmith.tokenization.midi_io import score_from_grid
+from tunesmith.ui.params import config_from_controls, control_specs
 
 CHART = "Am F | C G7 | Dm/F E | Am"
 A_MINOR = parse_scale("A:minor")
@@ -89,3 +90,18 @@ def test_bad_charts_are_one_line_errors(params: dict, message: str) -> None:
     with pytest.raises(BadParameterError, match=message) as err:
         GenerationConfig(**params)
     assert "\n" not in str(err.value)
+
+
+def test_the_web_controls_carry_chords_bass_root_end_and_seconds() -> None:
+    kinds = {spec.name: spec.kind for spec in control_specs()}
+    assert kinds["chords"] == "text" and kinds["seconds"] == "text"
+    assert kinds["bass_root"] == kinds["end"] == "checkbox"
+    values = {"search": "top_k", "notes": 64.0, "chords": " Am F ", "bass_root": True,
+              "end": True, "seconds": "8"}  # fmt: skip
+    cfg = config_from_controls(values)
+    assert (cfg.chords, cfg.bass_root, cfg.end, cfg.seconds, cfg.notes) == (
+        "Am F", True, True, 8.0, None)  # fmt: skip
+    with pytest.raises(BadParameterError, match="^--chords: unknown chord symbol 'H7'$"):
+        config_from_controls({**values, "chords": "H7"})
+    with pytest.raises(BadParameterError, match="^--end: needs a length"):
+        config_from_controls({**values, "seconds": ""})

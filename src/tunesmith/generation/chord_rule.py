@@ -12,7 +12,8 @@ a strong beat is a chord tone; elsewhere a chord or key tone. With ``bass_root``
 (:class:`~tunesmith.generation.chords.BassRule`) no rest jumps over a chord
 change, a note held across a change stays above that chord's lowest playable
 bass, and at a change the row may only rest or end once its lowest sounding
-note is the chord's bass. A row the rule would leave with nothing legal (the
+note is the chord's bass (after ``NOTES_BEFORE_BASS`` other notes there, only
+the bass). A row the rule would leave with nothing legal (the
 prompt's own notes below the bass, a full polyphony) may rest: decoding always
 reaches its length.
 """
@@ -36,6 +37,9 @@ from tunesmith.tokenization.seed import (
 )
 
 N_PITCHES = 128
+# Notes a row may start at a change (or the final chord) before the due bass must come:
+# a model that would rather rest there is otherwise pushed down through every pitch.
+NOTES_BEFORE_BASS = 3
 
 
 def first_bar_line(grammar: SeedGrammar) -> int:
@@ -56,6 +60,23 @@ def duration_caps(vocab_size: int) -> torch.Tensor:
     ids = np.arange(vocab_size)
     caps = np.arange(MAX_WAIT_STEPS + 1)[:, None]
     return torch.from_numpy(~((ids > DUR_OFFSET + caps) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS)))
+
+
+class StepNotes:
+    """Per row, how many notes the row has started at its current step (a rule's own state)."""
+
+    def __init__(self) -> None:
+        self._step = np.full(1, -1, dtype=np.int64)
+        self._base = np.zeros(1, dtype=np.int64)
+
+    def count(self, grammar: SeedGrammar, r: int) -> int:
+        """Notes row ``r`` started at its current step (the count restarts when time advances)."""
+        if self._step[r] != grammar.step[r]:
+            self._step[r], self._base[r] = grammar.step[r], grammar.new_notes[r]
+        return int(grammar.new_notes[r] - self._base[r])
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self._step, self._base = self._step[rows], self._base[rows]
 
 
 def narrow_row(row: torch.Tensor, allowed: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
@@ -88,6 +109,10 @@ class ChordRule(StatelessRule):
         self._origin: int | None = None
         self._pitch_rows = pitch_token_rows(chart.pitch_table(key), vocab_size)
         self._change_rows = self._bass_rows(key, vocab_size) if self.bass else None
+        self._bass_only = pitch_token_rows(
+            np.stack([np.arange(N_PITCHES) % 12 == s.chord.bass for s in chart.spans]), vocab_size
+        )
+        self._step_notes = StepNotes()
         self._caps = duration_caps(vocab_size)
         ids = torch.arange(vocab_size)
         self._no_rest = (ids != SEP) & (ids != EOS)  # no rest, no end: the bass is still due
@@ -155,4 +180,9 @@ class ChordRule(StatelessRule):
         lowest = min((p for _, p in grammar.sounding[r]), default=N_PITCHES)
         if not self.bass.may_leave(local, lowest):
             allowed = allowed & self._no_rest
+            if self._step_notes.count(grammar, r) >= NOTES_BEFORE_BASS:
+                allowed = allowed & self._bass_only[span]  # a model that would rest: the bass now
         return allowed
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self._step_notes.reorder(rows)

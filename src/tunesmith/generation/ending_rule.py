@@ -18,6 +18,8 @@ import torch
 
 from tunesmith.generation.chord_rule import (
     N_PITCHES,
+    NOTES_BEFORE_BASS,
+    StepNotes,
     duration_caps,
     first_bar_line,
     narrow_row,
@@ -49,6 +51,7 @@ class EndingRule(StatelessRule):
         self._no_pitch = pitch_token_rows(np.zeros((1, N_PITCHES), dtype=bool), vocab_size)[0]
         self._no_rest = ids != SEP
         self._rest = (ids == SEP) | (ids >= DUR_OFFSET)
+        self._step_notes = StepNotes()
 
     def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
         if self._origin is None:
@@ -97,6 +100,10 @@ class EndingRule(StatelessRule):
         if not plan.may_leave(local, low):
             allowed = allowed & self._no_rest
             poly = self.max_polyphony
-            if poly is not None and len(grammar.sounding[r]) >= poly - 1:
-                allowed = allowed & self._tonic_only  # the last free voice must be the tonic
+            last_voice = poly is not None and len(grammar.sounding[r]) >= poly - 1
+            if last_voice or self._step_notes.count(grammar, r) >= NOTES_BEFORE_BASS:
+                allowed = allowed & self._tonic_only  # the tonic now, before voices run out
         return allowed
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self._step_notes.reorder(rows)
