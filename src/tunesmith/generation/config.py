@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
 from tunesmith.errors import BadParameterError
+from tunesmith.generation.chords import ChordChart, check_chart
 from tunesmith.generation.constraints import parse_pitch_range, parse_scale
+from tunesmith.generation.ending import check_length
 from tunesmith.generation.knobs import SEARCHES, Knob, knob, knob_of
 
 Search = Literal["greedy", "top_k", "top_p", "beam"]
@@ -37,6 +39,15 @@ class GenerationConfig:
     bars: int | None = knob(
         None, "bars of 4/4 to generate instead of a note count", int, "--bars", low=1,
         high=10_000, optional=True, group="length",
+    )  # fmt: skip
+    seconds: float | None = knob(
+        None, "seconds of music to generate, as whole bars at the prompt's tempo (or --bpm)",
+        float, "--seconds", low=0.0, high=3600.0, low_open=True, optional=True, group="length",
+        ui="text", ui_label="Length in seconds (empty = new notes)", ui_off="",
+    )  # fmt: skip
+    end: bool = knob(
+        False, "close the last bar on the tonic chord, tonic in the bass (needs --bars or "
+        "--seconds)", bool, "--end", ui="checkbox", ui_label="End on the tonic",
     )  # fmt: skip
     top_k_notes: int = knob(
         8, "top-k: candidates for a pitch (or a rest)", int, "--top-k-notes", low=1,
@@ -89,6 +100,14 @@ class GenerationConfig:
         low=1, optional=True, ui="number", ui_label="Max repeats of a pitch (0 = no limit)",
         ui_off=0,
     )  # fmt: skip
+    chords: str | None = knob(
+        None, 'chord chart: "Am F C G" is a chord a bar; with bar lines the chords of a bar share it',
+        str, "--chords", optional=True, ui="text", ui_label="Chords", ui_off="",
+    )  # fmt: skip
+    bass_root: bool = knob(
+        False, "the lowest note at each chord change is the chord's root (or slash bass)",
+        bool, "--bass-root", ui="checkbox", ui_label="Bass on the root",
+    )  # fmt: skip
     seed: int = knob(
         0, "random seed; the same seed gives the same music", int, "--seed", low=0,
         high=MAX_SEED, ui="number", ui_label="Seed",
@@ -105,7 +124,7 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             knob_of(f).check(f.name, getattr(self, f.name))
-        if self.bars is not None:
+        if self.bars is not None or self.seconds is not None:
             object.__setattr__(self, "notes", None)
         elif self.notes is None:
             raise BadParameterError("a number is needed (or give bars)", field="notes")
@@ -113,6 +132,13 @@ class GenerationConfig:
             parse_scale(self.scale)
         if self.pitch_range is not None:
             parse_pitch_range(self.pitch_range)
+        check_length(self.end, self.bars, self.seconds)
+        if self.chords is not None:
+            check_chart(
+                self.chord_chart, self.scale_pitch_classes, self.pitch_bounds, self.bass_root
+            )
+        elif self.bass_root:
+            raise BadParameterError("--bass-root: needs a chord chart (--chords)")
 
     @property
     def scale_pitch_classes(self) -> frozenset[int] | None:
@@ -123,6 +149,11 @@ class GenerationConfig:
     def pitch_bounds(self) -> tuple[int, int] | None:
         """The pitch range as ``(low, high)``, or None for the whole piano."""
         return parse_pitch_range(self.pitch_range) if self.pitch_range else None
+
+    @property
+    def chord_chart(self) -> ChordChart | None:
+        """The parsed ``chords``, or None for no chart."""
+        return ChordChart.parse(self.chords) if self.chords is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (JSON-ready)."""
@@ -143,11 +174,16 @@ class GenerationConfig:
     def with_params(self, **params: Any) -> GenerationConfig:
         """This config with ``params`` (field values) replaced, all checked again.
 
-        Giving ``notes`` without ``bars`` switches the length back to notes.
+        Giving ``notes`` without ``bars`` switches the length back to notes; giving
+        ``notes`` or ``bars`` without ``seconds`` drops ``seconds``.
         """
         merged = {**self.to_dict(), **params}
         if params.get("notes") is not None and "bars" not in params:
             merged["bars"] = None
+        if (params.get("notes") is not None or params.get("bars") is not None) and (
+            "seconds" not in params
+        ):
+            merged["seconds"] = None
         return GenerationConfig.from_dict(merged)
 
 

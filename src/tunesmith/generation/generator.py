@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,9 @@ import torch
 
 from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.ending import bars_for_seconds
 from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
+from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.model.backends import StepBackend, check_backend, open_backend
@@ -271,6 +273,8 @@ class Generator:
                 "the model sees its last part"
             )
         bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
+        if cfg.seconds is not None:  # whole bars at the output's tempo
+            cfg = replace(cfg, bars=bars_for_seconds(cfg.seconds, bpm))
         run = beam_search if cfg.search == "beam" else sample
         step = self.backend  # loaded before the clock starts: generation time is decoding
         t0 = time.perf_counter()
@@ -314,7 +318,8 @@ class Generator:
         grid = self.encode_prompt(piece, None, name)[2]
         plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model.cfg.context)
         run = beam_search if cfg.search == "beam" else sample
-        rules = [*self._rules(plan.config, piece), plan.rule]
+        # The grammar restarts its clock at the span (MIDDLE): a chart starts at the span's first bar.
+        rules = [*self._rules(plan.config, None), plan.rule]
         step = self.backend
         t0 = time.perf_counter()
         with torch_threads(self.num_threads):
@@ -334,7 +339,9 @@ class Generator:
 
     def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:
         """The music rules beyond the grammar's own that ``cfg`` asks for, as masks."""
-        return []
+        rules: list[Rule] = []
+        rules += chord_and_ending_rules(cfg, self.tokenizer, prompt)
+        return rules
 
     def _no_legal_note(
         self, cfg: GenerationConfig, grid: np.ndarray, n_new: int, stop_reason: str

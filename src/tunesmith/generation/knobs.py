@@ -37,7 +37,7 @@ class Knob:
     choices: tuple[str, ...] | None = None
     searches: tuple[str, ...] = SEARCHES
     group: str | None = None  # knobs of one group exclude each other on the command line
-    ui: str | None = None  # "slider", "number", "radio", "dropdown", "text"
+    ui: str | None = None  # "slider", "number", "radio", "dropdown", "text", "checkbox"
     ui_label: str | None = None
     ui_high: float | None = None
     ui_step: float = 1

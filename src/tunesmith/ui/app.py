@@ -124,6 +124,8 @@ def _control(spec: ControlSpec) -> Any:
         return gr.Dropdown(["", *spec.choices], allow_custom_value=True, **common)
     if spec.kind == "number":
         return gr.Number(precision=0, minimum=0, **common)
+    if spec.kind == "checkbox":
+        return gr.Checkbox(**common)
     return gr.Textbox(**common)
 
 

@@ -21,7 +21,7 @@ class ControlSpec:
     """One control of the page: what ``tunesmith.ui.app`` needs to build it."""
 
     name: str
-    kind: str  # "slider", "number", "radio", "dropdown", "text"
+    kind: str  # "slider", "number", "radio", "dropdown", "text", "checkbox"
     label: str
     value: Any
     low: float | None = None
