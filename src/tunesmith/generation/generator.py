@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,15 @@ import torch
 
 from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.copyguard import CopyGuard
 from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
+from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_seed_encoding, note_rules
 from tunesmith.generation.search import Callback, beam_search, sample
+from tunesmith.generation.training_notes import (
+    INDEX_FILE,
+    TrainingNotes,
+    checkpoint_training_notes,
+)
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer
@@ -246,7 +254,9 @@ class Generator:
         bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
         run = beam_search if cfg.search == "beam" else sample
         t0 = time.perf_counter()
-        rules = self._rules(cfg, score)
+        rules = self._rules(cfg, score) + self._note_rules(
+            cfg, prompt_ids, "max_copy" in params, warnings
+        )
         with torch_threads(self.num_threads):
             decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules)
         seconds = time.perf_counter() - t0
@@ -255,6 +265,47 @@ class Generator:
     def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:
         """The music rules beyond the grammar's own that ``cfg`` asks for, as masks."""
         return []
+
+    def _note_rules(
+        self, cfg: GenerationConfig, prompt_ids: list[int], explicit: bool, warnings: list[str]
+    ) -> list[Rule]:
+        """The copy guard and repetition rules; ``explicit``: ``max_copy`` was given by name."""
+        seed = isinstance(self.tokenizer, SeedTokenizer)
+        check_seed_encoding(cfg, seed)
+        guard = None
+        if cfg.max_copy:
+            asked = explicit or cfg.max_copy != DEFAULT_MAX_COPY
+            guard = self.copy_guard(cfg.max_copy, asked, warnings, seed)
+        return note_rules(cfg, prompt_ids, guard)
+
+    @cached_property
+    def training_notes(self) -> TrainingNotes | None:
+        """The checkpoint's training notes (its memorisation index), read once; None: it has none."""
+        return checkpoint_training_notes(self.checkpoint)
+
+    @cached_property
+    def _copy_guards(self) -> dict[int, CopyGuard]:
+        return {}  # by max_copy: building one hashes every training window
+
+    def copy_guard(
+        self, max_copy: int, asked: bool, warnings: list[str], seed: bool = True
+    ) -> CopyGuard | None:
+        """The guard for ``max_copy``; without an index (or the seed encoding) it is an error
+        if ``asked``, else the guard is off with a warning (the default must not break a model)."""
+        notes = self.training_notes if seed else None
+        if notes is None:
+            why = f"has no memorisation index ({INDEX_FILE})" if seed else "lacks the seed encoding"
+            where = self.checkpoint or "the model"
+            if asked:
+                raise BadParameterError(
+                    f"{where} {why} to check copies against (0 turns the guard off)",
+                    field="max_copy",
+                )
+            warnings.append(f"max_copy {max_copy} not applied: {where} {why}")
+            return None
+        if max_copy not in self._copy_guards:
+            self._copy_guards[max_copy] = CopyGuard(notes, max_copy)
+        return self._copy_guards[max_copy]
 
     def _no_legal_note(
         self, cfg: GenerationConfig, grid: np.ndarray, n_new: int, stop_reason: str
