@@ -207,6 +207,8 @@ def _run(args: argparse.Namespace) -> int:
             config=plan.config,
             callback=bar.update_to,
             prompt_name=str(plan.prompt) if plan.prompt else None,
+            # A --max-copy given by name is refused on a model without an index; the default is not.
+            **({"max_copy": plan.config.max_copy} if args.max_copy is not None else {}),
         )
     finally:
         bar.close()

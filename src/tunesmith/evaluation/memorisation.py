@@ -28,13 +28,11 @@ from pathlib import Path
 import numpy as np
 import symusic
 
-from tunesmith.errors import TunesmithError
 from tunesmith.evaluation.metrics import as_grid
+from tunesmith.generation.training_notes import FORMAT_VERSION, INDEX_FILE, read_training_notes
 from tunesmith.tokenization.midi_io import load_midi
 
 ANCHOR_LEVELS = (8, 4)  # window lengths (notes) indexed with every position
-FORMAT_VERSION = 1
-INDEX_FILE = "memorisation.npz"  # a checkpoint's index of its training split, when it carries one
 _BASE = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier; arithmetic wraps mod 2**64
 
 
@@ -170,17 +168,9 @@ class MemorisationIndex:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> MemorisationIndex:
-        """Read an index written by :meth:`save`."""
-        path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                if int(data["version"]) != FORMAT_VERSION:
-                    raise TunesmithError(
-                        f"{path}: memorisation index version {int(data['version'])} is not supported"
-                    )
-                return cls(data["pitches"], data["durs"], data["offsets"], list(data["names"]))
-        except (OSError, KeyError, ValueError) as err:
-            raise TunesmithError(f"{path}: not a memorisation index ({err})") from None
+        """Read an index written by :meth:`save` (the format: :mod:`~tunesmith.generation.training_notes`)."""
+        notes = read_training_notes(path)
+        return cls(notes.pitches, notes.durs, notes.offsets, notes.names)
 
     def _file_start(self, pos: int) -> tuple[int, int]:
         f = int(self._file_of[pos])

@@ -108,6 +108,21 @@ class GenerationConfig:
         False, "the lowest note at each chord change is the chord's root (or slash bass)",
         bool, "--bass-root", ui="checkbox", ui_label="Bass on the root",
     )  # fmt: skip
+    max_copy: int = knob(
+        16, "copy at most N consecutive notes of a training file, in any transposition (needs "
+        "the model's memorisation index; 0 = off)", int, "--max-copy", low=0, high=100_000,
+        ui="number", ui_label="Max notes copied from training (0 = off)",
+    )  # fmt: skip
+    repetition_penalty: float = knob(
+        1.0, "divide positive (multiply negative) logits of the pitches of the last 64 notes "
+        "by P (1 = off)", float, "--repetition-penalty", low=1.0, high=100.0, ui="slider",
+        ui_high=3.0, ui_step=0.05,
+    )  # fmt: skip
+    no_repeat_ngram_size: int = knob(
+        0, "never repeat N consecutive notes (pitch and duration) of the piece: the pitch that "
+        "would is banned (0 = off)", int, "--no-repeat-ngram-size", low=0, high=1000,
+        ui="number",
+    )  # fmt: skip
     seed: int = knob(
         0, "random seed; the same seed gives the same music", int, "--seed", low=0,
         high=MAX_SEED, ui="number", ui_label="Seed",

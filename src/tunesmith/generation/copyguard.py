@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from tunesmith.errors import BadParameterError
-from tunesmith.evaluation.memorisation import MemorisationIndex
+from tunesmith.generation.training_notes import NoteArrays
 
 _MASK = (1 << 64) - 1
 _BASE = 0x9E3779B97F4A7C15  # odd 64-bit multiplier; hashes wrap mod 2**64
@@ -57,7 +57,7 @@ def _hash_tail(pitches: Sequence[int], durs: Sequence[int]) -> int:
 class CopyGuard:
     """Forbids the next notes that would extend a copied run beyond ``max_copy`` notes."""
 
-    def __init__(self, index: MemorisationIndex, max_copy: int) -> None:
+    def __init__(self, index: NoteArrays, max_copy: int) -> None:
         if max_copy < 1:
             raise BadParameterError(f"--max-copy: the guard needs a positive run, not {max_copy}")
         self.max_copy = n = max_copy

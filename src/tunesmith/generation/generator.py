@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,18 @@ import torch
 
 from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.copyguard import CopyGuard
 from tunesmith.generation.ending import bars_for_seconds
 from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
 from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
+from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_seed_encoding, note_rules
 from tunesmith.generation.search import Callback, beam_search, sample
+from tunesmith.generation.training_notes import (
+    INDEX_FILE,
+    TrainingNotes,
+    checkpoint_training_notes,
+)
 from tunesmith.model.backends import StepBackend, check_backend, open_backend
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
@@ -33,7 +41,7 @@ from tunesmith.tokenization.midi_io import (
     score_bpm,
     score_from_grid,
 )
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.seed import GAP, SeedTokenizer
 
 
 @contextmanager
@@ -278,7 +286,9 @@ class Generator:
         run = beam_search if cfg.search == "beam" else sample
         step = self.backend  # loaded before the clock starts: generation time is decoding
         t0 = time.perf_counter()
-        rules = self._rules(cfg, score)
+        rules = self._rules(cfg, score) + self._note_rules(
+            cfg, prompt_ids, "max_copy" in params, warnings
+        )
         with torch_threads(self.num_threads):
             decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules,
                           decoder=step.decoder(self.model))  # fmt: skip
@@ -319,7 +329,13 @@ class Generator:
         plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model.cfg.context)
         run = beam_search if cfg.search == "beam" else sample
         # The grammar restarts its clock at the span (MIDDLE): a chart starts at the span's first bar.
-        rules = [*self._rules(plan.config, None), plan.rule]
+        before = plan.prompt.ids[: plan.prompt.ids.index(GAP)]  # the notes before the span
+        warnings = list(plan.warnings)
+        rules = [
+            *self._rules(plan.config, None),
+            *self._note_rules(plan.config, before, "max_copy" in params, warnings),
+            plan.rule,
+        ]
         step = self.backend
         t0 = time.perf_counter()
         with torch_threads(self.num_threads):
@@ -333,7 +349,7 @@ class Generator:
             stop_reason=decoded.stop_reason,
             config=plan.config,
             bpm=bpm,
-            warnings=list(plan.warnings),
+            warnings=warnings,
             backend=step.name,
         )
 
@@ -342,6 +358,47 @@ class Generator:
         rules: list[Rule] = []
         rules += chord_and_ending_rules(cfg, self.tokenizer, prompt)
         return rules
+
+    def _note_rules(
+        self, cfg: GenerationConfig, prompt_ids: list[int], explicit: bool, warnings: list[str]
+    ) -> list[Rule]:
+        """The copy guard and repetition rules; ``explicit``: ``max_copy`` was given by name."""
+        seed = isinstance(self.tokenizer, SeedTokenizer)
+        check_seed_encoding(cfg, seed)
+        guard = None
+        if cfg.max_copy:
+            asked = explicit or cfg.max_copy != DEFAULT_MAX_COPY
+            guard = self.copy_guard(cfg.max_copy, asked, warnings, seed)
+        return note_rules(cfg, prompt_ids, guard)
+
+    @cached_property
+    def training_notes(self) -> TrainingNotes | None:
+        """The checkpoint's training notes (its memorisation index), read once; None: it has none."""
+        return checkpoint_training_notes(self.checkpoint)
+
+    @cached_property
+    def _copy_guards(self) -> dict[int, CopyGuard]:
+        return {}  # by max_copy: building one hashes every training window
+
+    def copy_guard(
+        self, max_copy: int, asked: bool, warnings: list[str], seed: bool = True
+    ) -> CopyGuard | None:
+        """The guard for ``max_copy``; without an index (or the seed encoding) it is an error
+        if ``asked``, else the guard is off with a warning (the default must not break a model)."""
+        notes = self.training_notes if seed else None
+        if notes is None:
+            why = f"has no memorisation index ({INDEX_FILE})" if seed else "lacks the seed encoding"
+            where = self.checkpoint or "the model"
+            if asked:
+                raise BadParameterError(
+                    f"{where} {why} to check copies against (0 turns the guard off)",
+                    field="max_copy",
+                )
+            warnings.append(f"max_copy {max_copy} not applied: {where} {why}")
+            return None
+        if max_copy not in self._copy_guards:
+            self._copy_guards[max_copy] = CopyGuard(notes, max_copy)
+        return self._copy_guards[max_copy]
 
     def _no_legal_note(
         self, cfg: GenerationConfig, grid: np.ndarray, n_new: int, stop_reason: str

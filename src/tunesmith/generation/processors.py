@@ -7,6 +7,7 @@ transform keeps -inf entries at -inf, so a rule once applied stays applied.
 from __future__ import annotations
 
 import math
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -16,6 +17,24 @@ NEG_INF = float("-inf")
 def mask(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Forbid every id where ``allowed`` (``(B, V)`` or ``(V,)`` bool) is False."""
     return logits.masked_fill(~allowed, NEG_INF)
+
+
+@runtime_checkable
+class LogitsRule(Protocol):
+    """A rule (``tunesmith.generation.grammar.Rule``) that also reshapes the model's logits.
+
+    The search applies ``adjust_logits`` to the raw ``(B, V)`` logits before any mask,
+    with the rule's per-row state moved by the grammar's ``update`` and ``reorder``.
+    """
+
+    def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor: ...
+
+
+def repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    """Hugging Face's repetition penalty: where ``seen`` (``(B, V)`` bool), divide positive
+    logits by ``penalty`` and multiply negative ones by it (-inf stays -inf)."""
+    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
+    return torch.where(seen, penalised, logits)
 
 
 def rest_bias(kinds_is_rest: torch.Tensor, creativity: int) -> torch.Tensor:

@@ -113,6 +113,10 @@ class Replay:
     backend: str | None = None  # the decoding step that made it (older records: None)
 
 
+# Knobs newer than some records, with the value that replays an older record unchanged (off).
+BEFORE_THE_KNOB = {"max_copy": 0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+
+
 def load_record(path: str | os.PathLike[str]) -> Replay:
     """Read and check a sidecar; every problem is one line naming the file (and the field)."""
     record = _read_json(Path(path))
@@ -120,7 +124,7 @@ def load_record(path: str | os.PathLike[str]) -> Replay:
     if not isinstance(params, dict):
         raise TunesmithError(f"{path}: no generation parameters ('params' is {params!r})")
     try:
-        config = GenerationConfig.from_dict(params)
+        config = GenerationConfig.from_dict({**BEFORE_THE_KNOB, **params})
     except BadParameterError as err:
         raise TunesmithError(f"{path}: {err}") from None
     texts = {k: _optional(record, k, str, path) for k in _TEXT_FIELDS}

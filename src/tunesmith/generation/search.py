@@ -42,17 +42,23 @@ def _max_tokens(cfg: GenerationConfig) -> int:
 
 
 class LogitsPipeline:
-    """Grammar mask, then the creativity bias, then the search's own transform."""
+    """Rules' logits adjustments, the grammar mask, the creativity bias, the search's transform."""
 
-    def __init__(self, tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
+    def __init__(
+        self, tokenizer: Tokenizer, cfg: GenerationConfig, rules: Sequence[Rule] = ()
+    ) -> None:
         self.cfg = cfg
+        self.adjusters = [r for r in rules if isinstance(r, P.LogitsRule)]
         is_rest = torch.from_numpy(tokenizer.kinds == TokenKind.SEPARATOR)
         self.bias = P.rest_bias(is_rest, cfg.creativity) if cfg.creativity else None
         self.k = torch.tensor([cfg.top_k_notes, cfg.top_k_durations])
 
     def constrained(self, logits: torch.Tensor, grammar: Grammar) -> torch.Tensor:
         """Masked and biased logits: what every search ranks."""
-        masked = P.mask(logits.float(), grammar.allowed())
+        logits = logits.float()
+        for rule in self.adjusters:  # e.g. the repetition penalty, on the raw logits as in HF
+            logits = rule.adjust_logits(logits)
+        masked = P.mask(logits, grammar.allowed())
         if self.bias is None:
             return masked
         biased = masked + self.bias
@@ -83,7 +89,7 @@ def _start(
 ) -> tuple[Sequences, LogitsPipeline]:
     """What both loops begin with: one row after the prompt, and the logits pipeline."""
     seqs = Sequences(decoder or Decoder(model), tokenizer, prompt, cfg, rules)
-    return seqs, LogitsPipeline(tokenizer, cfg)
+    return seqs, LogitsPipeline(tokenizer, cfg, rules)
 
 
 def sample(

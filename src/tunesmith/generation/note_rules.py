@@ -1,0 +1,47 @@
+"""The rules over each row's notes that ``GenerationConfig`` asks for: copy guard and repeats.
+
+``max_copy`` (:mod:`~tunesmith.generation.copy_rule`), ``no_repeat_ngram_size``
+(:mod:`~tunesmith.generation.no_repeat`) and ``repetition_penalty``
+(:mod:`~tunesmith.generation.repetition_penalty`) all read the notes before the next
+one, the prompt's included, so each is built from the prompt's ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tunesmith.errors import BadParameterError
+from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.copy_rule import CopyRule
+from tunesmith.generation.copyguard import CopyGuard
+from tunesmith.generation.grammar import Rule
+from tunesmith.generation.no_repeat import NoRepeatNgramRule
+from tunesmith.generation.repetition_penalty import RepetitionPenalty
+
+DEFAULT_MAX_COPY = GenerationConfig().max_copy
+
+
+def check_seed_encoding(cfg: GenerationConfig, seed_encoding: bool) -> None:
+    """Refuse the repetition knobs on a model whose tokens are not the seed encoding's notes."""
+    if seed_encoding:
+        return
+    if cfg.no_repeat_ngram_size:
+        raise BadParameterError(
+            "needs a model with the seed encoding", field="no_repeat_ngram_size"
+        )
+    if cfg.repetition_penalty != 1.0:
+        raise BadParameterError("needs a model with the seed encoding", field="repetition_penalty")
+
+
+def note_rules(
+    cfg: GenerationConfig, prompt_ids: Sequence[int], guard: CopyGuard | None
+) -> list[Rule]:
+    """The rules for ``cfg``; ``guard``: the copy guard for ``cfg.max_copy``, None when off."""
+    rules: list[Rule] = []
+    if guard is not None:
+        rules.append(CopyRule(guard, prompt_ids))
+    if cfg.no_repeat_ngram_size:
+        rules.append(NoRepeatNgramRule(cfg.no_repeat_ngram_size, prompt_ids))
+    if cfg.repetition_penalty != 1.0:
+        rules.append(RepetitionPenalty(cfg.repetition_penalty, prompt_ids))
+    return rules
