@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tunesmith.cli.generate import (
     Plan,
     _Bar,
+    add_backend_option,
     add_knob_options,
     flag_error,
     make_plan,
@@ -51,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(required unless --replay)")  # fmt: skip
     p.add_argument("--model", help="checkpoint folder trained with --fim-rate (default: bundled)")
     add_knob_options(p, skip=SKIPPED_KNOBS)
+    add_backend_option(p)
     p.add_argument("--out", help="output MIDI path (required)")
     p.add_argument("--replay", help="a JSON sidecar written by infill: make that piece again")
     p.set_defaults(func=run, prompt_notes=None, prompt_flag="the MIDI argument")
@@ -95,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     piece = load_midi(plan.prompt)
     check_bars(grid_notes(piece), bars)  # before the model loads
     started = time.perf_counter()
-    generator = Generator.from_pretrained(plan.model)
+    generator = Generator.from_pretrained(plan.model, backend=plan.backend)
     load_seconds = time.perf_counter() - started
     if plan.model_sha256 and generator.checksum != plan.model_sha256:
         raise TunesmithError("--replay: the model differs from the one that made the piece")

@@ -286,9 +286,7 @@ class Generator:
         run = beam_search if cfg.search == "beam" else sample
         step = self.backend  # loaded before the clock starts: generation time is decoding
         t0 = time.perf_counter()
-        rules = self._rules(cfg, score) + self._note_rules(
-            cfg, prompt_ids, "max_copy" in params, warnings
-        )
+        rules = self._rules(cfg, score) + self._note_rules(cfg, prompt_ids, "max_copy" in params)
         with torch_threads(self.num_threads):
             decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules,
                           decoder=step.decoder(self.model))  # fmt: skip
@@ -333,7 +331,7 @@ class Generator:
         warnings = list(plan.warnings)
         rules = [
             *self._rules(plan.config, None),
-            *self._note_rules(plan.config, before, "max_copy" in params, warnings),
+            *self._note_rules(plan.config, before, "max_copy" in params),
             plan.rule,
         ]
         step = self.backend
@@ -360,7 +358,7 @@ class Generator:
         return rules
 
     def _note_rules(
-        self, cfg: GenerationConfig, prompt_ids: list[int], explicit: bool, warnings: list[str]
+        self, cfg: GenerationConfig, prompt_ids: list[int], explicit: bool
     ) -> list[Rule]:
         """The copy guard and repetition rules; ``explicit``: ``max_copy`` was given by name."""
         seed = isinstance(self.tokenizer, SeedTokenizer)
@@ -368,7 +366,7 @@ class Generator:
         guard = None
         if cfg.max_copy:
             asked = explicit or cfg.max_copy != DEFAULT_MAX_COPY
-            guard = self.copy_guard(cfg.max_copy, asked, warnings, seed)
+            guard = self.copy_guard(cfg.max_copy, asked, seed)
         return note_rules(cfg, prompt_ids, guard)
 
     @cached_property
@@ -380,11 +378,10 @@ class Generator:
     def _copy_guards(self) -> dict[int, CopyGuard]:
         return {}  # by max_copy: building one hashes every training window
 
-    def copy_guard(
-        self, max_copy: int, asked: bool, warnings: list[str], seed: bool = True
-    ) -> CopyGuard | None:
+    def copy_guard(self, max_copy: int, asked: bool, seed: bool = True) -> CopyGuard | None:
         """The guard for ``max_copy``; without an index (or the seed encoding) it is an error
-        if ``asked``, else the guard is off with a warning (the default must not break a model)."""
+        if ``asked``, else the guard is silently off: the default must not break, or nag about,
+        a model trained without an index (the sidecar then reports no copies either)."""
         notes = self.training_notes if seed else None
         if notes is None:
             why = f"has no memorisation index ({INDEX_FILE})" if seed else "lacks the seed encoding"
@@ -394,7 +391,6 @@ class Generator:
                     f"{where} {why} to check copies against (0 turns the guard off)",
                     field="max_copy",
                 )
-            warnings.append(f"max_copy {max_copy} not applied: {where} {why}")
             return None
         if max_copy not in self._copy_guards:
             self._copy_guards[max_copy] = CopyGuard(notes, max_copy)
