@@ -187,3 +187,15 @@ def test_a_bad_backend_exits_2_in_one_line(tmp_path: Path, capsys, monkeypatch) 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--backend" in err[0] and "onnxruntime" in err[0]
     assert Generator.from_pretrained(backend="auto").backend.name == "torch"
+
+
+def test_auto_keeps_the_torch_step_for_beam_search() -> None:
+    """Beam rows batch better on the torch step (benchmarks.generation): auto uses it there."""
+    tok = SeedTokenizer()
+    model = Transformer(preset("tiny", tok.vocab_size, context=64), pad_id=tok.pad_id)
+    gen = Generator(model, tok)
+    gen._backend = backends.StepBackend("onnx", session=object())  # as if the export were cached
+    assert gen._step(GenerationConfig(search="beam")).name == "torch"
+    assert gen._step(GenerationConfig(search="top_k")).name == "onnx"
+    gen.requested_backend = "onnx"  # asked for by name: honoured
+    assert gen._step(GenerationConfig(search="beam")).name == "onnx"

@@ -193,6 +193,13 @@ class Generator:
                                          self.checkpoint, self.num_threads)  # fmt: skip
         return self._backend
 
+    def _step(self, cfg: GenerationConfig) -> StepBackend:
+        """This generation's step: under ``auto``, beam search keeps the torch step, whose
+        batched rows beat the ONNX step's (``python -m benchmarks.generation`` shows both)."""
+        if cfg.search == "beam" and self.requested_backend == "auto":
+            return StepBackend("torch")
+        return self.backend
+
     @classmethod
     def from_pretrained(
         cls,
@@ -284,7 +291,7 @@ class Generator:
         if cfg.seconds is not None:  # whole bars at the output's tempo
             cfg = replace(cfg, bars=bars_for_seconds(cfg.seconds, bpm))
         run = beam_search if cfg.search == "beam" else sample
-        step = self.backend  # loaded before the clock starts: generation time is decoding
+        step = self._step(cfg)  # loaded before the clock starts: generation time is decoding
         t0 = time.perf_counter()
         rules = self._rules(cfg, score) + self._note_rules(cfg, prompt_ids, "max_copy" in params)
         with torch_threads(self.num_threads):
@@ -334,7 +341,7 @@ class Generator:
             *self._note_rules(plan.config, before, "max_copy" in params),
             plan.rule,
         ]
-        step = self.backend
+        step = self._step(cfg)
         t0 = time.perf_counter()
         with torch_threads(self.num_threads):
             decoded = run(self.model, self.tokenizer, plan.prompt.ids, plan.config, callback,
