@@ -277,3 +277,15 @@ def test_a_cancelled_fill_keeps_the_outside_and_has_no_fill_end(gen, piece) -> N
     grid = res.grid
     kept = grid[(grid[:, 0] < START) | (grid[:, 0] >= STOP)]
     assert sorted(kept.tolist()) == sorted(expected_kept(grid_notes(piece)).tolist())
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Generator:
+    return Generator.from_pretrained(backend="torch")
+
+
+@pytest.mark.parametrize("search", ["greedy", "top_k", "top_p", "beam"])
+def test_the_bundled_model_fills_bars_with_every_search(bundled, piece, search) -> None:
+    """The bundled model was fine-tuned with fill-in-the-middle windows: it fills for real."""
+    res = bundled.infill(piece, bars=SPAN_BARS, search=search, seed=2, beam_width=4)
+    check_fill(res, grid_notes(piece))
