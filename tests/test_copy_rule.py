@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from conftest import make_score, melody
+from conftest import decisive_tiny_model, make_score, melody
 from tunesmith.errors import BadParameterError
 from tunesmith.evaluation.memorisation import MemorisationIndex
 from tunesmith.generation.generator import Generator
 from tunesmith.generation.record import load_record
-from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.seed import SeedTokenizer
 
@@ -26,13 +24,7 @@ NOTES = 40
 
 @pytest.fixture(scope="module")
 def model() -> Transformer:
-    tok = SeedTokenizer()
-    torch.manual_seed(1234)
-    model = Transformer(preset("tiny-seed", tok.vocab_size), pad_id=tok.pad_id).eval()
-    with torch.no_grad():  # decisive random weights that never end the piece early
-        model.embed.weight.mul_(8)
-        model.head.bias[tok.eos_id] = -1e4
-    return model
+    return decisive_tiny_model()
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_score, melody
+from conftest import decisive_tiny_model, make_score, melody
 from tunesmith.generation import processors as P
 from tunesmith.generation.generator import Generator
 from tunesmith.generation.no_repeat import repeated_pitches
 from tunesmith.generation.repetition_penalty import WINDOW_NOTES, RepetitionPenalty
-from tunesmith.model.config import preset
-from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.seed import DUR_OFFSET, PITCH_OFFSET, SeedTokenizer
 
 NOTES = 40
@@ -20,13 +18,7 @@ NOTES = 40
 
 @pytest.fixture(scope="module")
 def gen() -> Generator:
-    tok = SeedTokenizer()
-    torch.manual_seed(1234)
-    model = Transformer(preset("tiny-seed", tok.vocab_size), pad_id=tok.pad_id).eval()
-    with torch.no_grad():  # decisive random weights that never end the piece early
-        model.embed.weight.mul_(8)
-        model.head.bias[tok.eos_id] = -1e4
-    return Generator(model, tok)
+    return Generator(decisive_tiny_model(), SeedTokenizer())
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
 from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_seed_encoding, note_rules
-from tunesmith.generation.search import Callback, beam_search, sample
+from tunesmith.generation.search import Callback, Decoded, beam_search, sample
 from tunesmith.generation.training_notes import (
     INDEX_FILE,
     TrainingNotes,
@@ -153,6 +153,11 @@ def _load_failure(path: str | Path | None, err: BaseException) -> BadCheckpointE
     return BadCheckpointError(f"{where}: {reason}")
 
 
+def _rate(decoded: Decoded, seconds: float) -> float:
+    """Tokens decoded per second."""
+    return len(decoded.ids) / seconds if seconds > 0 else 0.0
+
+
 class Generator:
     """Continue a prompt (or start from nothing) with a trained model."""
 
@@ -272,10 +277,7 @@ class Generator:
         notes (or grid steps when ``bars`` is set); returning True cancels. ``prompt_name``
         (e.g. its file) names the prompt in errors; a path names itself.
         """
-        cfg = _config(config, params)
-        if callback is not None and not callable(callback):
-            raise BadParameterError("must be a function or None", field="callback")
-        check_candidates(self.tokenizer, cfg)
+        cfg = self._checked(config, params, callback)
         score = _as_score(prompt)
         prompt_ids, n_prompt, _ = self.encode_prompt(
             score, prompt_notes, prompt_name or _path_name(prompt)
@@ -290,16 +292,10 @@ class Generator:
         bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
         if cfg.seconds is not None:  # whole bars at the output's tempo
             cfg = replace(cfg, bars=bars_for_seconds(cfg.seconds, bpm))
-        run = beam_search if cfg.search == "beam" else sample
-        step = self._step(cfg)  # loaded before the clock starts: generation time is decoding
-        t0 = time.perf_counter()
         rules = self._rules(cfg, score) + self._note_rules(cfg, prompt_ids, "max_copy" in params)
-        with torch_threads(self.num_threads):
-            decoded = run(self.model, self.tokenizer, prompt_ids, cfg, callback, rules=rules,
-                          decoder=step.decoder(self.model))  # fmt: skip
-        seconds = time.perf_counter() - t0
+        decoded, seconds, backend = self._decode(prompt_ids, cfg, callback, rules)
         result = self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
-        result.backend = step.name
+        result.backend = backend
         return result
 
     @torch.inference_mode()
@@ -321,10 +317,7 @@ class Generator:
         trimmed at its start. The model must have been trained for it (``--fim-rate``).
         ``callback(done, total)`` gets the steps of the span filled so far and its length.
         """
-        cfg = _config(config, params)
-        if callback is not None and not callable(callback):
-            raise BadParameterError("must be a function or None", field="callback")
-        check_candidates(self.tokenizer, cfg)
+        cfg = self._checked(config, params, callback)
         check_infill_model(self.tokenizer, str(self.checkpoint or "the model"))
         piece = _as_score(score)
         if piece is None:
@@ -332,7 +325,6 @@ class Generator:
         name = prompt_name or _path_name(score)
         grid = self.encode_prompt(piece, None, name)[2]
         plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model.cfg.context)
-        run = beam_search if cfg.search == "beam" else sample
         # The grammar restarts its clock at the span (MIDDLE): a chart starts at the span's first bar.
         before = plan.prompt.ids[: plan.prompt.ids.index(GAP)]  # the notes before the span
         warnings = list(plan.warnings)
@@ -341,28 +333,48 @@ class Generator:
             *self._note_rules(plan.config, before, "max_copy" in params),
             plan.rule,
         ]
-        step = self._step(cfg)
-        t0 = time.perf_counter()
-        with torch_threads(self.num_threads):
-            decoded = run(self.model, self.tokenizer, plan.prompt.ids, plan.config, callback,
-                          rules=rules, decoder=step.decoder(self.model))  # fmt: skip
-        seconds, bpm = time.perf_counter() - t0, cfg.bpm or score_bpm(piece)
+        decoded, seconds, backend = self._decode(plan.prompt.ids, plan.config, callback, rules)
+        bpm = cfg.bpm or score_bpm(piece)
         return GenerationResult(
             **plan.result_fields(decoded.ids, bpm),
             seconds=seconds,
-            tokens_per_second=len(decoded.ids) / seconds if seconds > 0 else 0.0,
+            tokens_per_second=_rate(decoded, seconds),
             stop_reason=decoded.stop_reason,
             config=plan.config,
             bpm=bpm,
             warnings=warnings,
-            backend=step.name,
+            backend=backend,
         )
+
+    def _checked(
+        self, config: GenerationConfig | None, params: dict[str, Any], callback: object
+    ) -> GenerationConfig:
+        """The config a call asks for, and its callback and top-k offset, checked."""
+        cfg = _config(config, params)
+        if callback is not None and not callable(callback):
+            raise BadParameterError("must be a function or None", field="callback")
+        check_candidates(self.tokenizer, cfg)
+        return cfg
+
+    def _decode(
+        self, ids: list[int], cfg: GenerationConfig, callback: Callback | None, rules: list[Rule]
+    ) -> tuple[Decoded, float, str]:
+        """Run ``cfg``'s search after ``ids``: what it decoded, its seconds and its backend.
+
+        The backend and the rules are ready before the clock starts: the time is decoding's.
+        """
+        run = beam_search if cfg.search == "beam" else sample
+        step = self._step(cfg)
+        decoder = step.decoder(self.model)
+        t0 = time.perf_counter()
+        with torch_threads(self.num_threads):
+            decoded = run(self.model, self.tokenizer, ids, cfg, callback, rules=rules,
+                          decoder=decoder)  # fmt: skip
+        return decoded, time.perf_counter() - t0, step.name
 
     def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:
         """The music rules beyond the grammar's own that ``cfg`` asks for, as masks."""
-        rules: list[Rule] = []
-        rules += chord_and_ending_rules(cfg, self.tokenizer, prompt)
-        return rules
+        return chord_and_ending_rules(cfg, self.tokenizer, prompt)
 
     def _note_rules(
         self, cfg: GenerationConfig, prompt_ids: list[int], explicit: bool
@@ -430,7 +442,7 @@ class Generator:
         self,
         prompt_ids: list[int],
         n_prompt: int,
-        decoded: Any,
+        decoded: Decoded,
         seconds: float,
         cfg: GenerationConfig,
         bpm: float,
@@ -459,7 +471,7 @@ class Generator:
             n_prompt_notes=n_prompt,
             n_new_notes=n_new,
             seconds=seconds,
-            tokens_per_second=len(decoded.ids) / seconds if seconds > 0 else 0.0,
+            tokens_per_second=_rate(decoded, seconds),
             stop_reason=stop_reason,
             config=cfg,
             bpm=bpm,
