@@ -37,7 +37,7 @@ def lookup_ms_per_note(gen: Generator, prompt, new_notes: int) -> float:
     """The guard's own work per new note: one lookup of the last 16 notes (a second check
     of noisy wall-clock ratios, since it does not depend on the model's speed)."""
     res = gen.generate(prompt, prompt_notes=128, notes=new_notes, search="greedy", max_copy=16)
-    guard = gen.copy_guard(16, asked=True, warnings=[])
+    guard = gen.copy_guard(16, asked=True)
     pitches, durs = res.grid[:, 1].tolist(), res.grid[:, 2].tolist()
     ends = range(res.n_prompt_notes, len(pitches))
     t0 = time.process_time()
