@@ -41,13 +41,13 @@ from tunesmith.model import (
 )
 from tunesmith.model.backends import StepBackend, open_backend
 from tunesmith.model.onnx_decode import onnxruntime_available
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import load_midi
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "final-fantasy-piano"
 
 
-def prompt_ids(tok: SeedTokenizer, n: int) -> list[int]:
+def prompt_ids(tok: PairTokenizer, n: int) -> list[int]:
     """The first n tokens of a real piece (a synthetic scale when the corpus is absent)."""
     for path in sorted(DATA.glob("*.mid")):
         ids = tok.encode(load_midi(path))
@@ -104,7 +104,7 @@ def cold_start(notes: int, backend: str = "auto") -> float:
         cmd += ["--out", f"{tmp}/x.mid"]
         # Before the bundled model exists: a random seed-preset one.
         if not bundled_model_path().exists():
-            tok = SeedTokenizer()
+            tok = PairTokenizer()
             save_checkpoint(f"{tmp}/ck", Transformer(preset("seed", tok.vocab_size)), tok)
             cmd += ["--model", f"{tmp}/ck"]
         t0 = time.perf_counter()
@@ -113,7 +113,7 @@ def cold_start(notes: int, backend: str = "auto") -> float:
 
 
 def time_greedy(
-    model: Transformer, tok: SeedTokenizer, ids: list[int], cfg: GenerationConfig, n: int,
+    model: Transformer, tok: PairTokenizer, ids: list[int], cfg: GenerationConfig, n: int,
     step: StepBackend,
 ) -> float:  # fmt: skip
     """Seconds of n greedy tokens on one backend."""
@@ -121,7 +121,7 @@ def time_greedy(
 
 
 def backend_rates(
-    model: Transformer, tok: SeedTokenizer, ids: list[int], args: argparse.Namespace,
+    model: Transformer, tok: PairTokenizer, ids: list[int], args: argparse.Namespace,
     checksum: str | None = None, checkpoint: Path | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Greedy tokens/s of the torch and onnx steps (best of --repeats, alternated), and beam
@@ -168,10 +168,10 @@ def bundled_rates(args: argparse.Namespace) -> None:
     print_backends(f"bundled model, prompt {len(ids)} tokens", rates, args.beam_width)
 
 
-def original_comparison(args: argparse.Namespace) -> tuple[Transformer, SeedTokenizer, list[int]]:
+def original_comparison(args: argparse.Namespace) -> tuple[Transformer, PairTokenizer, list[int]]:
     """KV-cached greedy (torch step) against the original's full-window decoding."""
     torch.manual_seed(0)
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     model = Transformer(preset("seed", tok.vocab_size)).eval()
     ids = prompt_ids(tok, args.prompt_tokens)
     n = args.new_tokens

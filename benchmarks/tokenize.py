@@ -32,7 +32,7 @@ import symusic  # noqa: E402
 from tunesmith.data.prepare import find_midi_files  # noqa: E402
 from tunesmith.tokenization.midi_io import load_midi  # noqa: E402
 from tunesmith.tokenization.miditok_adapter import default_config  # noqa: E402
-from tunesmith.tokenization.seed import SeedTokenizer  # noqa: E402
+from tunesmith.tokenization.pairs import PairTokenizer  # noqa: E402
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "pop909"
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark: {args.data_dir}: no MIDI files", file=sys.stderr)
         return 2
 
-    seed = SeedTokenizer()
+    seed = PairTokenizer()
     # miditok TSD with the settings tunesmith's own `tsd` uses (velocities, tempos, piano range).
     tsd = miditok.TSD(default_config())
 

@@ -158,16 +158,16 @@ def make_corpus(root: Path, n_good: int = 6, bad: bool = True) -> Path:
 
 
 def decisive_tiny_model():  # -> Transformer (imported lazily: conftest loads for every test)
-    """A tiny-seed model with decisive random weights that never end a piece early."""
+    """A tiny-original model with decisive random weights that never end a piece early."""
     import torch
 
     from tunesmith.model.config import preset
     from tunesmith.model.transformer import Transformer
-    from tunesmith.tokenization.seed import SeedTokenizer
+    from tunesmith.tokenization.pairs import PairTokenizer
 
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(1234)
-    model = Transformer(preset("tiny-seed", tok.vocab_size), pad_id=tok.pad_id).eval()
+    model = Transformer(preset("tiny-original", tok.vocab_size), pad_id=tok.pad_id).eval()
     with torch.no_grad():
         model.embed.weight.mul_(8)
         model.head.bias[tok.eos_id] = -1e4

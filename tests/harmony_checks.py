@@ -12,14 +12,14 @@ import torch
 from tunesmith.generation import Generator
 from tunesmith.generation.chords import ChordChart, is_strong_beat
 from tunesmith.model import Transformer, preset
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 
 SEARCHES = ("greedy", "top_k", "top_p", "beam")
 
 
 def tiny_generator(seed: int = 0) -> Generator:
     """Random weights, as tests/test_search.py's; a context no test here slides."""
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(seed)
     model = Transformer(preset("tiny", tok.vocab_size, context=256), pad_id=tok.pad_id)
     return Generator(model, tok)

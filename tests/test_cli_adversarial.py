@@ -18,7 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from tunesmith.cli.main import main
 from tunesmith.model import Transformer, preset, save_checkpoint
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import score_from_grid
 
 
@@ -26,7 +26,7 @@ from tunesmith.tokenization.midi_io import score_from_grid
 def root(tmp_path_factory) -> Path:
     """A folder with a tiny checkpoint, broken copies of it, a prompt and traps for --out."""
     root = tmp_path_factory.mktemp("adversarial")
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(0)
     save_checkpoint(root / "ck", Transformer(preset("tiny", tok.vocab_size)), tok)
     _variant(root, "null-model", lambda c: c.__setitem__("model", None))

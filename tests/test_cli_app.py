@@ -41,10 +41,10 @@ def test_bad_port_and_bad_model_are_one_line_errors(tmp_path, capsys):
 def test_serves_the_page_on_loopback(tmp_path):
     pytest.importorskip("gradio")
     from tunesmith.model import Transformer, preset, save_checkpoint
-    from tunesmith.tokenization.seed import SeedTokenizer
+    from tunesmith.tokenization.pairs import PairTokenizer
 
     model = tmp_path / "tiny"
-    save_checkpoint(model, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer())
+    save_checkpoint(model, Transformer(preset("tiny", PairTokenizer().vocab_size)), PairTokenizer())
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -75,10 +75,10 @@ def test_serves_the_page_on_loopback(tmp_path):
 def test_sigterm_removes_the_download_folder(tmp_path):
     pytest.importorskip("gradio")
     from tunesmith.model import Transformer, preset, save_checkpoint
-    from tunesmith.tokenization.seed import SeedTokenizer
+    from tunesmith.tokenization.pairs import PairTokenizer
 
     model = tmp_path / "tiny"
-    save_checkpoint(model, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer())
+    save_checkpoint(model, Transformer(preset("tiny", PairTokenizer().vocab_size)), PairTokenizer())
     temp = tmp_path / "tmp"
     temp.mkdir()
     with socket.socket() as sock:

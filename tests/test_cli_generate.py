@@ -9,7 +9,7 @@ import torch
 
 from tunesmith.cli.main import main
 from tunesmith.model import Transformer, preset, save_checkpoint
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import load_midi, score_from_grid
 
 
@@ -17,7 +17,7 @@ from tunesmith.tokenization.midi_io import load_midi, score_from_grid
 def model_dir(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "ck"
-    save_checkpoint(path, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer())
+    save_checkpoint(path, Transformer(preset("tiny", PairTokenizer().vocab_size)), PairTokenizer())
     return path
 
 

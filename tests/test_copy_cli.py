@@ -13,7 +13,7 @@ import torch
 from tunesmith.cli.main import main
 from tunesmith.evaluation.memorisation import INDEX_FILE, MemorisationIndex
 from tunesmith.model import Transformer, preset, save_checkpoint
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import score_from_grid
 
 
@@ -21,7 +21,7 @@ from tunesmith.tokenization.midi_io import score_from_grid
 def root(tmp_path_factory) -> Path:
     """A tiny checkpoint without an index, the same with one, and a prompt."""
     root = tmp_path_factory.mktemp("copy-cli")
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(0)
     save_checkpoint(root / "ck", Transformer(preset("tiny", tok.vocab_size)), tok)
     shutil.copytree(root / "ck", root / "indexed")

@@ -17,7 +17,7 @@ from tunesmith.evaluation.memorisation import MemorisationIndex
 from tunesmith.generation.generator import Generator
 from tunesmith.generation.record import load_record
 from tunesmith.model.transformer import Transformer
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.pairs import PairTokenizer
 
 NOTES = 40
 
@@ -33,7 +33,7 @@ def prompt():
 
 
 def with_index(model: Transformer, index: MemorisationIndex | None) -> Generator:
-    gen = Generator(model, SeedTokenizer())
+    gen = Generator(model, PairTokenizer())
     gen.training_notes = index  # what a checkpoint's memorisation.npz would give
     return gen
 

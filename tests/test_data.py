@@ -75,10 +75,10 @@ def test_prepare_small_folder(tmp_path: Path) -> None:
         ]
         assert rows[name]["split"] is None and rows[name]["tokens"] == 0
     meta = json.loads((out / "meta.json").read_text())
-    assert meta["tokenizer"] == "seed" and meta["vocab_size"] == 296
+    assert meta["tokenizer"] == "pairs" and meta["vocab_size"] == 296
     assert meta["counts"]["ok"] == 6 and meta["source"] == str(data.resolve())
     assert meta["fractions"] == {"train": 0.9, "val": 0.05, "test": 0.05}
-    cache = TokenCache(out, "seed")
+    cache = TokenCache(out, "pairs")
     for split in ("train", "val", "test"):
         assert len(cache.files(split)) >= 1  # >= 3 usable files: every split has one
         for i, name in enumerate(cache.files(split)):
@@ -151,7 +151,7 @@ def test_prepare_out_dir_rules(tmp_path: Path) -> None:
     s = prepare(data, tmp_path / "empty", workers=1, progress=False)  # a previous cache is replaced
     assert s.n_ok == 4 and TokenCache(tmp_path / "empty").meta["counts"]["ok"] == 4
     with pytest.raises(BadParameterError, match="--bpe-vocab"):
-        prepare(data, tmp_path / "x", tokenizer="seed", bpe_vocab_size=500, progress=False)
+        prepare(data, tmp_path / "x", tokenizer="pairs", bpe_vocab_size=500, progress=False)
     with pytest.raises(BadParameterError, match="--workers"):
         prepare(data, tmp_path / "x", workers=0, progress=False)
 
@@ -161,7 +161,7 @@ def test_prepare_final_fantasy(ff_dir: Path, tmp_path: Path) -> None:
     assert (s.n_files, s.n_ok) == (92, 92)
     assert s.line() == "92 files: 92 ok, 0 rejected"
     assert sum(s.files_per_split.values()) == 92 and min(s.files_per_split.values()) >= 1
-    cache = TokenCache(tmp_path / "ff", "seed")
+    cache = TokenCache(tmp_path / "ff", "pairs")
     assert sum(len(cache.tokens(sp)) for sp in ("train", "val", "test")) == sum(
         s.tokens_per_split.values()
     )
@@ -186,7 +186,7 @@ def test_token_cache_errors(tmp_path: Path) -> None:
     with pytest.raises(TunesmithError, match="not a tunesmith token cache"):
         TokenCache(tmp_path)
     prepare(make_corpus(tmp_path / "d", 3, bad=False), tmp_path / "c", workers=1, progress=False)
-    with pytest.raises(TunesmithError, match="prepared with the 'seed' tokenizer, not 'tsd'"):
+    with pytest.raises(TunesmithError, match="prepared with the 'pairs' tokenizer, not 'tsd'"):
         TokenCache(tmp_path / "c", "tsd")
     np.save(tmp_path / "c" / "train.idx.npy", np.array([[0, 10**9]]))
     with pytest.raises(TunesmithError, match="damaged"):
@@ -200,7 +200,7 @@ def test_token_cache_errors(tmp_path: Path) -> None:
 def ff_cache(ff_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TokenCache:
     out = tmp_path_factory.mktemp("ffcache") / "cache"
     prepare(ff_dir, out, workers=2, progress=False)
-    return TokenCache(out, "seed")
+    return TokenCache(out, "pairs")
 
 
 def test_windows_overlap_eos_and_padding(ff_cache: TokenCache) -> None:
@@ -272,7 +272,7 @@ def test_transposition_in_range_and_deterministic(ff_cache: TokenCache) -> None:
 def test_transposition_is_clamped_to_the_piano(tmp_path: Path) -> None:
     for i in range(3):
         write_midi(tmp_path / "d" / f"{i}.mid", [(0, 22, 240), (240, 107, 240), (480, 60, 240)])
-    for name in ("seed", "tsd"):
+    for name in ("pairs", "tsd"):
         out = tmp_path / f"c-{name}"
         prepare(tmp_path / "d", out, tokenizer=name, workers=1, progress=False)
         ds = WindowDataset(out, "train", 64, augment_transpose=6)

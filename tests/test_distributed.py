@@ -57,7 +57,7 @@ def _rank_main(rank: int, world: int, port: int, cache: str, run_dir: str, out: 
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = make_corpus(tmp_path_factory.mktemp("corpus"), n_good=10, bad=False)
     out = tmp_path_factory.mktemp("cache") / "cache"
-    prepare(corpus, out, tokenizer="seed", workers=1, progress=False)
+    prepare(corpus, out, tokenizer="pairs", workers=1, progress=False)
     return out
 
 

@@ -17,7 +17,7 @@ from tunesmith.errors import BadParameterError
 from tunesmith.generation import GenerationConfig, Generator
 from tunesmith.generation.chords import ChordChart
 from tunesmith.tokenization.midi_io import score_from_grid
-from tunesmith.tokenization.seed import EOS
+from tunesmith.tokenization.pairs import EOS
 
 
 @pytest.fixture(scope="module")

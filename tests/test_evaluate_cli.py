@@ -21,7 +21,7 @@ from tunesmith.model.checkpoint import save_checkpoint
 from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.midi_io import save_midi, score_from_grid
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.pairs import PairTokenizer
 
 
 def write_folder(folder: Path, n_files: int, seed: int = 0, notes: int = 90) -> Path:
@@ -35,7 +35,7 @@ def write_folder(folder: Path, n_files: int, seed: int = 0, notes: int = 90) -> 
 
 
 def write_checkpoint(path: Path, data: dict | None) -> Path:
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(0)
     model = Transformer(preset("tiny", tok.vocab_size), pad_id=tok.pad_id)
     return save_checkpoint(path, model, tok, extra={"train": None, "data": data})
@@ -70,7 +70,7 @@ def test_full_report(setup: dict[str, Path], capsys: pytest.CaptureFixture[str])
     assert counts == {"greedy": 3, "top_k": 5, "top_p": 5, "beam": 3}
     assert {p["start"] for p in report["pieces"]} == {"nothing", "test_opening", "train_opening"}
     train_prompts = {p["prompt_file"] for p in report["pieces"] if p["start"] == "train_opening"}
-    assert train_prompts <= set(open_corpus(setup["midi"], SeedTokenizer()).files["train"])
+    assert train_prompts <= set(open_corpus(setup["midi"], PairTokenizer()).files["train"])
     for p in report["pieces"]:
         assert (out / p["midi"]).is_file()
         assert p["memorisation_text"].startswith("longest copied run:")
@@ -147,7 +147,7 @@ def test_rejected_files_are_listed(
 
     cache = setup["root"] / "cache-with-bad"
     prepare(data, cache, progress=False, workers=1)
-    assert open_corpus(cache, SeedTokenizer()).rejected == [
+    assert open_corpus(cache, PairTokenizer()).rejected == [
         (r["file"], r["reason"]) for r in rejected
     ]
 
@@ -157,7 +157,7 @@ def test_token_cache_gives_the_same_loss_as_its_folder(setup: dict[str, Path]) -
 
     cache = setup["root"] / "cache"
     prepare(setup["midi"], cache, progress=False, workers=1)
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     a, b = open_corpus(cache, tok), open_corpus(setup["midi"], tok)
     assert a.files == b.files
     for split in ("train", "val", "test"):
@@ -175,12 +175,12 @@ def test_a_carried_index_is_used(setup: dict[str, Path]) -> None:
     ckpt = write_checkpoint(
         setup["root"] / "carrying", {"source": str(setup["midi"]), "cache": None}
     )
-    index = build_training_index(setup["midi"], SeedTokenizer())
+    index = build_training_index(setup["midi"], PairTokenizer())
     index.save(ckpt / INDEX_FILE)
     assert (
         load_checkpoint_index(ckpt).names
         == index.names
-        == open_corpus(setup["midi"], SeedTokenizer()).files["train"]
+        == open_corpus(setup["midi"], PairTokenizer()).files["train"]
     )
     settings = EvalSettings(
         samples=1, notes=8, prompt_notes=4, searches=("greedy",), pianorolls=False, train_openings=0
@@ -195,7 +195,7 @@ def test_loss_counts_every_token_once_and_matches_the_model() -> None:
     windows = file_windows(files, seq_len=32, pad_id=0, eos_id=2)
     targets = windows[:, 1:]
     assert (targets != 0).sum() == sum(len(f) for f in files)  # ids + EOS, minus the first of each
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(1)
     model = Transformer(preset("tiny", tok.vocab_size), pad_id=tok.pad_id).eval()
     short = [np.arange(5, 50)]

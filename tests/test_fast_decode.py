@@ -26,9 +26,9 @@ from tunesmith.model.config import preset  # noqa: E402
 from tunesmith.model.decode import Decoder  # noqa: E402
 from tunesmith.model.step_cache import StepArtifact  # noqa: E402
 from tunesmith.model.transformer import Transformer  # noqa: E402
-from tunesmith.tokenization.seed import SeedTokenizer  # noqa: E402
+from tunesmith.tokenization.pairs import PairTokenizer  # noqa: E402
 
-TOK = SeedTokenizer()
+TOK = PairTokenizer()
 
 
 def tiny_model(style: str) -> Transformer:
@@ -58,7 +58,7 @@ def stop_after(n: int):  # noqa: ANN201
     return callback
 
 
-@pytest.fixture(scope="module", params=["tiny", "tiny-seed"])
+@pytest.fixture(scope="module", params=["tiny", "tiny-original"])
 def tiny(request: pytest.FixtureRequest) -> tuple[Transformer, backends.StepBackend]:
     """A tiny model of each style and its onnx step (exported once per module)."""
     model = tiny_model(request.param)
@@ -191,7 +191,7 @@ def test_a_bad_backend_exits_2_in_one_line(tmp_path: Path, capsys, monkeypatch) 
 
 def test_auto_keeps_the_torch_step_for_beam_search() -> None:
     """Beam rows batch better on the torch step (benchmarks.generation): auto uses it there."""
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     model = Transformer(preset("tiny", tok.vocab_size, context=64), pad_id=tok.pad_id)
     gen = Generator(model, tok)
     gen._backend = backends.StepBackend("onnx", session=object())  # as if the export were cached

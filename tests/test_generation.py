@@ -12,14 +12,14 @@ from tunesmith.generation import GenerationConfig, Generator
 from tunesmith.generation import processors as P
 from tunesmith.generation.constraints import parse_pitch_range, parse_scale
 from tunesmith.model import Transformer, preset
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import load_midi, score_from_grid
 
-TOK = SeedTokenizer()
+TOK = PairTokenizer()
 SEARCHES = ["greedy", "top_k", "top_p", "beam"]
 
 
-@pytest.fixture(scope="module", params=["tiny", "tiny-seed"])
+@pytest.fixture(scope="module", params=["tiny", "tiny-original"])
 def gen(request) -> Generator:
     torch.manual_seed(0)
     return Generator(Transformer(preset(request.param, TOK.vocab_size)), TOK)

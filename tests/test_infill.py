@@ -27,7 +27,7 @@ from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization import build_tokenizer, load_tokenizer, tokenizer_from_dict
 from tunesmith.tokenization.base import TokenKind
-from tunesmith.tokenization.seed import (
+from tunesmith.tokenization.pairs import (
     BOS,
     DUR_OFFSET,
     EOS,
@@ -37,7 +37,7 @@ from tunesmith.tokenization.seed import (
     PAD,
     SEP,
     SUFFIX,
-    SeedTokenizer,
+    PairTokenizer,
 )
 
 GRID = np.array(
@@ -46,7 +46,7 @@ GRID = np.array(
 )
 
 
-def decode(tok: SeedTokenizer, ids: list[int]) -> list[list[int]]:
+def decode(tok: PairTokenizer, ids: list[int]) -> list[list[int]]:
     return tok.decode_grid(ids).tolist()
 
 
@@ -66,7 +66,7 @@ def advance(ids: list[int]) -> int:
 
 
 def test_infill_ids_come_after_the_old_ones(tmp_path: Path) -> None:
-    old, new = SeedTokenizer(), SeedTokenizer(infill=True)
+    old, new = PairTokenizer(), PairTokenizer(infill=True)
     assert old.vocab_size == 296 and new.vocab_size == 304
     assert (GAP, SUFFIX, MIDDLE, FILL_END) == (296, 297, 298, 299)
     assert (new.kinds[:296] == old.kinds).all()
@@ -78,9 +78,9 @@ def test_infill_ids_come_after_the_old_ones(tmp_path: Path) -> None:
         "FILL_END",
     ]
     assert (new.kinds[[GAP, SUFFIX, MIDDLE, FILL_END]] == TokenKind.SPECIAL).all()
-    # Version 1 is written exactly as before; version 2 records the flag.
-    assert old.to_dict() == {"type": "seed", "version": 1, "vocab_size": 296}
-    assert new.to_dict() == {"type": "seed", "version": 2, "infill": True, "vocab_size": 304}
+    # Version 1 is written as before (under the new name); version 2 records the flag.
+    assert old.to_dict() == {"type": "pairs", "version": 1, "vocab_size": 296}
+    assert new.to_dict() == {"type": "pairs", "version": 2, "infill": True, "vocab_size": 304}
     new.save(tmp_path / "t.json")
     assert load_tokenizer(tmp_path / "t.json").vocab_size == 304
     # A version-1 checkpoint (v1 of the bundled model, the v2 pretraining run) keeps loading.
@@ -89,7 +89,7 @@ def test_infill_ids_come_after_the_old_ones(tmp_path: Path) -> None:
     bundled = Path(__file__).parents[1] / "src/tunesmith/pretrained/ff-piano/tokenizer.json"
     assert load_tokenizer(bundled).to_dict() == new.to_dict()
     for bad in ({"type": "seed", "version": 3}, {"type": "seed", "version": 1, "infill": True}):
-        with pytest.raises(TunesmithError, match="seed tokenizer config"):
+        with pytest.raises(TunesmithError, match="pairs tokenizer config"):
             tokenizer_from_dict(bad)
     with pytest.raises(BadParameterError, match="--fim-rate"):
         build_tokenizer("tsd").with_infill()
@@ -108,7 +108,7 @@ def test_split_at_span_trims_notes_held_across_the_edges() -> None:
 
 
 def test_fim_window_layout_and_round_trip() -> None:
-    tok = SeedTokenizer(infill=True)
+    tok = PairTokenizer(infill=True)
     ids = tok.encode_grid(GRID)
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -138,7 +138,7 @@ def test_fim_window_layout_and_round_trip() -> None:
 
 
 def test_fim_window_cut_to_fit_and_mid_piece() -> None:
-    tok = SeedTokenizer(infill=True)
+    tok = PairTokenizer(infill=True)
     ids = tok.encode_grid(GRID)
     rng = np.random.default_rng(1)
     seen = set()
@@ -160,7 +160,7 @@ def test_fim_window_cut_to_fit_and_mid_piece() -> None:
 
 
 def test_infill_prompt() -> None:
-    tok = SeedTokenizer(infill=True)
+    tok = PairTokenizer(infill=True)
     p = infill_prompt(GRID, (2, 2))
     assert (p.start, p.stop, p.gap) == (16, 32, 16)
     head, gap, tail, mid = parts(p.ids)
@@ -208,7 +208,7 @@ def songs_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("songs")
     for i in range(24):
         write_midi(root / "midi" / f"s{i}.mid", song(i), tpq=480)
-    prepare(root / "midi", root / "cache", tokenizer="seed", workers=1, progress=False)
+    prepare(root / "midi", root / "cache", tokenizer="pairs", workers=1, progress=False)
     return root / "cache"
 
 
@@ -253,17 +253,17 @@ def train(*args: str | Path) -> int:
 def test_init_from_an_old_checkpoint_grows_the_embedding(
     songs_cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for style in ("tiny", "tiny-seed"):  # tied and untied output layer (with a bias)
+    for style in ("tiny", "tiny-original"):  # tied and untied output layer (with a bias)
         old = tmp_path / f"old-{style}"
         base = Transformer(preset(style, 296))
-        save_checkpoint(old, base, SeedTokenizer())
+        save_checkpoint(old, base, PairTokenizer())
         out = tmp_path / f"ft-{style}"
         args = ["--seq-len", "64", "--max-steps", "2", "--fim-rate", "0.5", *QUIET]
         assert train(songs_cache, "--out", out, "--init-from", old, *args) == 0
         ft = load_checkpoint(out / "last")
         assert ft.tokenizer.to_dict()["infill"] and ft.model.cfg.vocab_size == 304
         assert json.loads((out / "last" / "tokenizer.json").read_text())["version"] == 2
-        if style == "tiny-seed":
+        if style == "tiny-original":
             continue
         # Resuming keeps the grown vocabulary; fine-tuning it again (no FIM) keeps its ids.
         assert train(songs_cache, "--out", out, "--resume", "--max-steps", "3", "--quiet") == 0
@@ -275,7 +275,7 @@ def test_init_from_an_old_checkpoint_grows_the_embedding(
     # The old rows start from the old weights, the new ones fresh.
     small = tmp_path / "small"
     base = Transformer(preset("tiny", 296))
-    save_checkpoint(small, base, SeedTokenizer())
+    save_checkpoint(small, base, PairTokenizer())
     args = ["--seq-len", "64", "--max-steps", "1", "--fim-rate", "1", "--lr", "1e-9", *QUIET]
     assert train(songs_cache, "--out", tmp_path / "g", "--init-from", small, *args) == 0
     grown = load_checkpoint(tmp_path / "g" / "last").model.embed.weight
@@ -285,7 +285,7 @@ def test_init_from_an_old_checkpoint_grows_the_embedding(
     tsd = build_tokenizer("tsd")
     save_checkpoint(remi, Transformer(preset("tiny", tsd.vocab_size)), tsd)
     capsys.readouterr()
-    code = train(songs_cache, "--out", tmp_path / "r", "--init-from", remi, "--tokenizer", "seed")
+    code = train(songs_cache, "--out", tmp_path / "r", "--init-from", remi, "--tokenizer", "pairs")
     err = capsys.readouterr().err
     assert code == 2 and "differs from the --init-from" in err and not (tmp_path / "r").exists()
 
@@ -293,7 +293,7 @@ def test_init_from_an_old_checkpoint_grows_the_embedding(
 def test_an_infill_model_generates_left_to_right(tmp_path: Path) -> None:
     from tunesmith.generation.generator import Generator
 
-    save_checkpoint(tmp_path / "m", Transformer(preset("tiny", 304)), SeedTokenizer(infill=True))
+    save_checkpoint(tmp_path / "m", Transformer(preset("tiny", 304)), PairTokenizer(infill=True))
     for search in ("top_k", "greedy"):
         res = Generator.from_pretrained(tmp_path / "m").generate(None, notes=16, search=search)
         assert res.n_new_notes >= 1 and max(res.ids) < 296  # the grammar masks the infill ids
@@ -348,7 +348,7 @@ def test_tiny_model_learns_to_close_the_gap(songs_cache: Path, tmp_path: Path) -
     exact = {"trained": 0, "untrained": 0}
     prompts = 0
     for f in range(10):
-        grid = SeedTokenizer().decode_grid(cache.file_tokens("train", f))
+        grid = PairTokenizer().decode_grid(cache.file_tokens("train", f))
         for bars in ((2, 2), (4, 5)):  # gaps of 16 and 32 steps
             p = infill_prompt(grid, bars, max_tokens=64)
             prompts += 1

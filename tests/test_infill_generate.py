@@ -18,21 +18,21 @@ from tunesmith.cli.main import main
 from tunesmith.data.infill import infill_prompt
 from tunesmith.errors import BadCheckpointError, BadParameterError
 from tunesmith.generation import GenerationConfig, Generator
-from tunesmith.generation.grammar import SeedGrammar
+from tunesmith.generation.grammar import PairGrammar
 from tunesmith.generation.infill_rule import GapRule
 from tunesmith.model import Transformer, preset, save_checkpoint
 from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_from_grid
-from tunesmith.tokenization.seed import (
+from tunesmith.tokenization.pairs import (
     DUR_OFFSET,
     EOS,
     FILL_END,
     MAX_NOTE_STEPS,
     PITCH_OFFSET,
     SEP,
-    SeedTokenizer,
+    PairTokenizer,
 )
 
-TOK = SeedTokenizer(infill=True)
+TOK = PairTokenizer(infill=True)
 SPAN_BARS = (3, 4)
 START, STOP = 32, 64
 
@@ -141,7 +141,7 @@ def test_infill_is_deterministic_and_takes_a_path(gen, piece, tmp_path: Path) ->
 def walk(rule: GapRule, prompt: list[int], rng: np.random.Generator) -> list[int]:
     """Uniformly random legal ids under the grammar and the gap rule until the gap is used up."""
     cfg = GenerationConfig(bars=2, stop_at_eos=False, max_polyphony=3)
-    grammar = SeedGrammar(TOK, cfg, [rule])
+    grammar = PairGrammar(TOK, cfg, [rule])
     grammar.feed_prompt(prompt)
     out: list[int] = []
     while not grammar.done(cfg)[0]:
@@ -167,14 +167,14 @@ def test_random_walks_under_the_gap_rule_always_end_exactly_at_the_gap() -> None
 def test_middle_restarts_the_grammar_time() -> None:
     """After the suffix, MIDDLE starts at step 0 with nothing sounding and any pitch open."""
     prompt = infill_prompt(piece_rows(), SPAN_BARS)
-    grammar = SeedGrammar(TOK, GenerationConfig(max_polyphony=1))
+    grammar = PairGrammar(TOK, GenerationConfig(max_polyphony=1))
     grammar.feed_prompt(prompt.ids)
     assert grammar.step[0] == 0 and grammar.sounding == [[]] and grammar.low[0] == 1000
     assert grammar.allowed()[0, PITCH_OFFSET + 100]  # polyphony 1 and any pitch: nothing sounds
 
 
 def test_a_model_without_infill_ids_is_refused(piece) -> None:
-    old = Generator(Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer())
+    old = Generator(Transformer(preset("tiny", PairTokenizer().vocab_size)), PairTokenizer())
     with pytest.raises(BadCheckpointError, match="not trained for infilling.*--fim-rate"):
         old.infill(piece, bars=(1, 2))
 
@@ -210,7 +210,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
     torch.manual_seed(0)
     save_checkpoint(root / "fim", Transformer(preset("tiny", 304, context=256)), TOK)
-    save_checkpoint(root / "old", Transformer(preset("tiny", 296)), SeedTokenizer())
+    save_checkpoint(root / "old", Transformer(preset("tiny", 296)), PairTokenizer())
     return {"fim": root / "fim", "old": root / "old"}
 
 

@@ -16,7 +16,7 @@ from tunesmith.errors import BadParameterError
 from tunesmith.generation import GenerationConfig, Generator
 from tunesmith.generation.config import knobs
 from tunesmith.model import Transformer, preset
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import score_from_grid
 from tunesmith.ui.params import config_from_controls, control_specs
 
@@ -70,8 +70,8 @@ def test_one_bound_refused_alike_by_api_cli_and_ui(name, tmp_path, capsys):
 @pytest.fixture(scope="module")
 def gen() -> Generator:
     torch.manual_seed(0)
-    tok = SeedTokenizer()
-    return Generator(Transformer(preset("tiny-seed", tok.vocab_size), pad_id=tok.pad_id), tok)
+    tok = PairTokenizer()
+    return Generator(Transformer(preset("tiny-original", tok.vocab_size), pad_id=tok.pad_id), tok)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_no_legal_note_is_the_stop_reason(gen):
 def test_non_finite_weights_are_refused():
     from tunesmith.errors import BadCheckpointError
 
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     model = Transformer(preset("tiny", tok.vocab_size))
     with torch.no_grad():
         next(model.parameters())[0, 0] = float("nan")

@@ -18,7 +18,7 @@ from tunesmith.tokenization.midi_io import (
     score_bpm,
     score_from_grid,
 )
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.pairs import PairTokenizer
 
 ONE_NOTE = raw_track([(0, note_on(60)), (480, note_off(60))])
 
@@ -66,7 +66,7 @@ def test_missing_path_and_folder(tmp_path: Path) -> None:
 def test_header_only_gives_no_notes() -> None:
     score = load_midi(raw_midi([raw_track([])]))
     assert len(grid_notes(score)) == 0
-    assert SeedTokenizer().encode(score) == [1, 0]  # just the BOS PAD prefix
+    assert PairTokenizer().encode(score) == [1, 0]  # just the BOS PAD prefix
 
 
 def test_huge_delta_time_is_refused_quickly() -> None:
@@ -77,7 +77,7 @@ def test_huge_delta_time_is_refused_quickly() -> None:
 def test_notes_that_never_end_do_not_crash() -> None:
     dangling = raw_track([(0, note_on(60)), (480, note_on(64)), (480, note_on(67))])
     score = load_midi(raw_midi([dangling]))
-    ids = SeedTokenizer().encode(score)
+    ids = PairTokenizer().encode(score)
     assert isinstance(ids, list)  # whatever symusic keeps, encoding works
 
 

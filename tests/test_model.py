@@ -9,10 +9,10 @@ from tunesmith.errors import BadCheckpointError, BadParameterError
 from tunesmith.generation.window import CachedWindow
 from tunesmith.model import Transformer, load_checkpoint, preset, save_checkpoint
 from tunesmith.model.decode import Decoder, ReferenceDecoder
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 
-VOCAB = SeedTokenizer().vocab_size
-STYLES = ["tiny", "tiny-seed"]
+VOCAB = PairTokenizer().vocab_size
+STYLES = ["tiny", "tiny-original"]
 DECODERS = {"fast": Decoder, "reference": ReferenceDecoder}
 
 
@@ -129,7 +129,7 @@ def test_loss_ignores_padding():
 @pytest.mark.parametrize("name", STYLES)
 def test_checkpoint_round_trip(tmp_path, name):
     model = make_model(name)
-    save_checkpoint(tmp_path / "ck", model, SeedTokenizer(), extra={"train": {"lr": 1e-3}})
+    save_checkpoint(tmp_path / "ck", model, PairTokenizer(), extra={"train": {"lr": 1e-3}})
     loaded = load_checkpoint(tmp_path / "ck")
     ids = torch.randint(0, VOCAB, (1, 12))
     assert torch.equal(loaded.model(ids)[0], model(ids)[0])
@@ -139,7 +139,7 @@ def test_checkpoint_round_trip(tmp_path, name):
 
 def test_half_precision_storage_keeps_logits(tmp_path):
     model = make_model("tiny")
-    save_checkpoint(tmp_path / "ck", model, SeedTokenizer(), dtype=torch.float16)
+    save_checkpoint(tmp_path / "ck", model, PairTokenizer(), dtype=torch.float16)
     loaded = load_checkpoint(tmp_path / "ck")
     ids = torch.randint(0, VOCAB, (1, 30))
     assert (loaded.model(ids)[0] - model(ids)[0]).abs().max() < 1e-2
@@ -154,7 +154,7 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
     (tmp_path / "foreign" / "config.json").write_text('{"architectures": ["GPT2"]}')
     with pytest.raises(BadCheckpointError, match="not a tunesmith checkpoint"):
         load_checkpoint(tmp_path / "foreign")
-    save_checkpoint(tmp_path / "ck", make_model("tiny"), SeedTokenizer())
+    save_checkpoint(tmp_path / "ck", make_model("tiny"), PairTokenizer())
     (tmp_path / "ck" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(BadCheckpointError, match="corrupt"):
         load_checkpoint(tmp_path / "ck")
@@ -164,7 +164,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     from tunesmith.model.checkpoint import write_folder_atomically
 
     dest = tmp_path / "ck"
-    save_checkpoint(dest, make_model("tiny"), SeedTokenizer())
+    save_checkpoint(dest, make_model("tiny"), PairTokenizer())
     before = sorted(p.name for p in dest.iterdir())
 
     def crash(tmp):

@@ -20,7 +20,7 @@ from tunesmith.generation.generator import Generator
 from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.midi_io import save_midi
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.pairs import PairTokenizer
 
 CASES = {
     ("greedy", False): "34db68e4f169a723",
@@ -36,9 +36,9 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def fixed_generator() -> Generator:
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(1234)
-    model = Transformer(preset("tiny-seed", tok.vocab_size), pad_id=tok.pad_id).eval()
+    model = Transformer(preset("tiny-original", tok.vocab_size), pad_id=tok.pad_id).eval()
     with torch.no_grad():  # random weights: make them decisive and never end the piece early
         model.embed.weight.mul_(8)
         model.head.bias[tok.eos_id] = -1e4

@@ -13,7 +13,7 @@ from tunesmith.cli.main import main
 from tunesmith.errors import BadMidiError
 from tunesmith.generation import Generator
 from tunesmith.model import Transformer, preset, save_checkpoint
-from tunesmith.tokenization import SeedTokenizer
+from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import load_midi
 
 NO_NOTES = "has no notes in the piano range (21-108)"
@@ -42,7 +42,7 @@ PROMPTS = {
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "ck"
-    save_checkpoint(path, Transformer(preset("tiny", SeedTokenizer().vocab_size)), SeedTokenizer())
+    save_checkpoint(path, Transformer(preset("tiny", PairTokenizer().vocab_size)), PairTokenizer())
     return path
 
 

@@ -11,14 +11,14 @@ from tunesmith.generation import processors as P
 from tunesmith.generation.generator import Generator
 from tunesmith.generation.no_repeat import repeated_pitches
 from tunesmith.generation.repetition_penalty import WINDOW_NOTES, RepetitionPenalty
-from tunesmith.tokenization.seed import DUR_OFFSET, PITCH_OFFSET, SeedTokenizer
+from tunesmith.tokenization.pairs import DUR_OFFSET, PITCH_OFFSET, PairTokenizer
 
 NOTES = 40
 
 
 @pytest.fixture(scope="module")
 def gen() -> Generator:
-    return Generator(decisive_tiny_model(), SeedTokenizer())
+    return Generator(decisive_tiny_model(), PairTokenizer())
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_the_penalty_is_hugging_faces() -> None:
 
 
 def test_the_penalty_lowers_the_pitches_of_recent_notes() -> None:
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     ids = tok.encode_grid(np.array([[0, 60, 4], [4, 64, 4], [8, 67, 2]])).tolist()
     rule = RepetitionPenalty(1.5, ids)
     logits = torch.randn(1, tok.vocab_size)

@@ -38,7 +38,7 @@ def train(*args: str | Path) -> int:
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     corpus = make_corpus(tmp_path_factory.mktemp("corpus"), n_good=10, bad=False)
     out = tmp_path_factory.mktemp("cache") / "cache"
-    prepare(corpus, out, tokenizer="seed", workers=1, progress=False)
+    prepare(corpus, out, tokenizer="pairs", workers=1, progress=False)
     return out
 
 

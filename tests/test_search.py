@@ -17,11 +17,11 @@ from tunesmith.generation.grammar import make_grammar
 from tunesmith.generation.search import Finished, beam_search, sample
 from tunesmith.model import KVCache, ModelConfig, Transformer, preset
 from tunesmith.model.decode import ReferenceDecoder
-from tunesmith.tokenization import SeedTokenizer, TokenKind, build_tokenizer
+from tunesmith.tokenization import PairTokenizer, TokenKind, build_tokenizer
 from tunesmith.tokenization.midi_io import load_midi, score_from_grid
-from tunesmith.tokenization.seed import DUR_OFFSET, PITCH_OFFSET
+from tunesmith.tokenization.pairs import DUR_OFFSET, PITCH_OFFSET
 
-TOK = SeedTokenizer()
+TOK = PairTokenizer()
 
 
 def tiny_generator(style: str = "tiny", seed: int = 0, tokenizer=TOK) -> Generator:
@@ -99,7 +99,7 @@ def test_beam_finds_the_likelier_piece_that_greedy_misses() -> None:
     assert score(beam.ids) > score(greedy.ids) + 3
 
 
-@pytest.mark.parametrize(("style", "seed"), [("tiny", 0), ("tiny", 2), ("tiny-seed", 2)])
+@pytest.mark.parametrize(("style", "seed"), [("tiny", 0), ("tiny", 2), ("tiny-original", 2)])
 def test_wider_beams_find_likelier_pieces_than_greedy(prompt, style, seed) -> None:
     """On these models the beam keeps greedy's path or beats it. Beam search does not
     promise this for every model: a prefix it drops may have had the best continuation."""
@@ -136,7 +136,7 @@ def test_length_penalty_chooses_among_the_same_finished_pieces(prompt) -> None:
 
 
 def test_beam_ends_at_eos_when_the_model_prefers_it(prompt) -> None:
-    gen = tiny_generator("tiny-seed", 0)
+    gen = tiny_generator("tiny-original", 0)
     with torch.no_grad():
         gen.model.head.bias[TOK.eos_id] = 2.0
     res = gen.generate(prompt, search="beam", beam_width=4, notes=20)
@@ -221,7 +221,7 @@ def test_miditok_tokenizers_generate_end_to_end(miditok_generator, prompt, searc
 
 
 def test_two_threads_on_one_generator_get_the_sequential_results(prompt) -> None:
-    gen = tiny_generator("tiny-seed", 0)
+    gen = tiny_generator("tiny-original", 0)
     jobs = [
         {"search": "top_k", "notes": 60, "seed": 1, "stop_at_eos": False},
         {"search": "beam", "beam_width": 3, "notes": 40, "stop_at_eos": False},

@@ -17,7 +17,7 @@ from tunesmith.tokenization import build_tokenizer, load_tokenizer, tokenizer_fr
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import grid_notes, load_midi
 from tunesmith.tokenization.miditok_adapter import MidiTokTokenizer
-from tunesmith.tokenization.seed import MAX_NOTE_STEPS, SeedTokenizer
+from tunesmith.tokenization.pairs import MAX_NOTE_STEPS, PairTokenizer
 
 
 def midi_files(folder: Path) -> list[Path]:
@@ -26,14 +26,14 @@ def midi_files(folder: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def tokenizers() -> dict[str, Tokenizer]:
-    return {name: build_tokenizer(name) for name in ("seed", "remi", "tsd")}
+    return {name: build_tokenizer(name) for name in ("pairs", "remi", "tsd")}
 
 
 # --- seed: round trips on the corpora ---------------------------------------------------
 
 
 def check_seed_round_trip(path: Path) -> None:
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     score = load_midi(path)
     ids = tok.encode(score)
     expected = grid_notes(score)
@@ -108,14 +108,14 @@ def test_miditok_merges_tracks_and_drops_drums(tokenizers: dict) -> None:
 # --- vocabulary and kinds ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["seed", "remi", "tsd"])
+@pytest.mark.parametrize("name", ["pairs", "remi", "tsd"])
 def test_vocab_and_kinds(name: str, tokenizers: dict) -> None:
     tok = tokenizers[name]
     assert tok.vocab_size % 8 == 0 and tok.kinds.shape == (tok.vocab_size,)
     assert (tok.pad_id, tok.bos_id, tok.eos_id) == (0, 1, 2)
     assert all(tok.kinds[i] == TokenKind.SPECIAL for i in (tok.pad_id, tok.bos_id, tok.eos_id))
     pitch_names = {tok.token_str(int(i)) for i in np.flatnonzero(tok.kinds == TokenKind.PITCH)}
-    expected = range(128) if name == "seed" else range(21, 109)
+    expected = range(128) if name == "pairs" else range(21, 109)
     assert pitch_names == {f"Pitch_{p}" for p in expected}
     assert (tok.kinds == TokenKind.DURATION).any()
 
@@ -176,7 +176,7 @@ def check_valid_midi(tok: Tokenizer, ids: list[int]) -> None:
         assert n.time >= 0 and n.duration > 0 and 0 <= n.pitch <= 127
 
 
-@pytest.mark.parametrize("name", ["seed", "remi", "tsd"])
+@pytest.mark.parametrize("name", ["pairs", "remi", "tsd"])
 def test_any_ids_decode_to_valid_midi(name: str, tokenizers: dict) -> None:
     tok = tokenizers[name]
 
@@ -196,7 +196,7 @@ def test_decode_with_bpm(tokenizers: dict) -> None:
 # --- save / load ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["seed", "remi", "tsd"])
+@pytest.mark.parametrize("name", ["pairs", "remi", "tsd"])
 def test_tokenizer_json_round_trip(
     name: str, tokenizers: dict, tmp_path: Path, ff_dir: Path
 ) -> None:

@@ -37,7 +37,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def cache(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cache") / "cache"
-    prepare(corpus, out, tokenizer="seed", workers=1, progress=False)
+    prepare(corpus, out, tokenizer="pairs", workers=1, progress=False)
     return out
 
 
@@ -248,7 +248,7 @@ def test_bad_input_one_line_exit_2(
         capsys, train(tmp_path / "nowhere", "--out", out, "--max-steps", "2"), "no such data folder"
     )
     code = train(cache, "--out", out, "--tokenizer", "remi", "--max-steps", "2")
-    one_line_error(capsys, code, "made with the 'seed' tokenizer, not 'remi'")
+    one_line_error(capsys, code, "made with the 'pairs' tokenizer, not 'remi'")
     one_line_error(
         capsys, train(cache, "--out", out, "--max-steps", "2", "--epochs", "1"), "not both"
     )
@@ -267,7 +267,7 @@ def test_midi_folder_is_prepared_into_the_run(corpus: Path, tmp_path: Path) -> N
     assert train(corpus, "--out", run, *TINY, "--max-steps", "2") == 0
     assert (run / "cache" / "meta.json").is_file()
     data = read_config(run / "last")["data"]
-    assert data["source"] == str(corpus.resolve()) and data["tokenizer"] == "seed"
+    assert data["source"] == str(corpus.resolve()) and data["tokenizer"] == "pairs"
     assert (
         train(corpus, "--out", run, "--resume", "--max-steps", "3", "--quiet") == 0
     )  # reuses the cache
@@ -352,10 +352,10 @@ def test_plot_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_sample_keeps_the_global_rng_and_the_mode() -> None:
     from tunesmith.model import Transformer, preset
-    from tunesmith.tokenization import SeedTokenizer
+    from tunesmith.tokenization import PairTokenizer
     from tunesmith.training.sample import sample_score
 
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     model = Transformer(preset("tiny", tok.vocab_size), pad_id=tok.pad_id).train()
     before = torch.get_rng_state()
     sample_score(model, tok, notes=8, seed=1)

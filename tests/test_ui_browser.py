@@ -47,12 +47,12 @@ def make_generator() -> tuple[object, str]:
     from tunesmith.model.checkpoint import bundled_model_path
     from tunesmith.model.config import preset
     from tunesmith.model.transformer import Transformer
-    from tunesmith.tokenization.seed import SeedTokenizer
+    from tunesmith.tokenization.pairs import PairTokenizer
 
     if bundled_model_path().exists():
         return Generator.from_pretrained(), "the bundled model"
     torch.manual_seed(0)
-    tokenizer = SeedTokenizer()
+    tokenizer = PairTokenizer()
     model = Transformer(preset("tiny", tokenizer.vocab_size))
     return Generator(model, tokenizer), "a random-weight tiny model (no bundled model yet)"
 

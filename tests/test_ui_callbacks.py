@@ -16,7 +16,7 @@ from tunesmith.errors import BadMidiError, BadParameterError, TunesmithError
 from tunesmith.generation import GenerationConfig, Generator
 from tunesmith.model import Transformer, preset, save_checkpoint
 from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_from_grid
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.pairs import PairTokenizer
 from tunesmith.ui import audio, callbacks
 from tunesmith.ui.params import config_from_controls, control_specs, parse_prompt_notes
 from tunesmith.ui.state import HISTORY_LIMIT, Session, StopFlags
@@ -33,9 +33,9 @@ def small_params(**overrides) -> GenerationConfig:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
     """A tiny random-weight model that never ends a piece early, saved as a checkpoint."""
-    tok = SeedTokenizer()
+    tok = PairTokenizer()
     torch.manual_seed(0)
-    model = Transformer(preset("tiny-seed", tok.vocab_size), pad_id=tok.pad_id)
+    model = Transformer(preset("tiny-original", tok.vocab_size), pad_id=tok.pad_id)
     with torch.no_grad():
         model.head.bias[tok.eos_id] = -1e4
     path = tmp_path_factory.mktemp("model") / "tiny"

@@ -6,7 +6,7 @@ import argparse
 import inspect
 import sys
 
-from tunesmith.tokenization import TOKENIZER_NAMES
+from tunesmith.tokenization import TOKENIZER_NAMES, canonical_name
 from tunesmith.tokenization.midi_io import MAX_FILE_BYTES
 
 
@@ -32,7 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--out", metavar="CACHE_DIR", required=True, help="folder to write the cache to"
     )
     parser.add_argument(
-        "--tokenizer", choices=TOKENIZER_NAMES, default="seed", help="encoding (default: seed)"
+        "--tokenizer",
+        type=canonical_name,
+        choices=TOKENIZER_NAMES,
+        default="pairs",
+        help="encoding (default: pairs; its former name seed is accepted)",
     )
     parser.add_argument(
         "--workers", type=int, default=None, metavar="N", help="processes (default: number of CPUs)"

@@ -20,7 +20,7 @@ from tunesmith.errors import BadParameterError, TunesmithError
 # what the user gave (with --resume, what was not given comes from the run).
 _OPTIONS: list[tuple[str, type, str]] = [
     ("--preset", str, "model preset: seed (the original), default (modern), tiny (tests)"),
-    ("--tokenizer", str, "seed (default), remi or tsd; a cache or --init-from fixes it"),
+    ("--tokenizer", str, "pairs (default), remi or tsd; a cache or --init-from fixes it"),
     ("--max-steps", int, "optimizer steps to train in all (mutually exclusive with --epochs)"),
     (
         "--epochs",
@@ -52,7 +52,7 @@ _OPTIONS: list[tuple[str, type, str]] = [
     (
         "--fim-rate",
         float,
-        "share of training windows (0-1) rearranged to teach infilling (default 0; seed tokenizer)",
+        "share of training windows (0-1) rearranged to teach infilling (default 0; pairs tokenizer)",
     ),
     ("--eval-every", int, "evaluate, checkpoint and sample every N steps (default 200)"),
     ("--eval-batches", int, "evaluate on at most N batches of the val split (default all)"),
@@ -134,16 +134,16 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_tokenizer(data: Path, init_from: str | None) -> str:
-    """The tokenizer a run uses when none is given: the checkpoint's, else the cache's, else seed."""
+    """The tokenizer a run uses when none is given: the checkpoint's, else the cache's, else pairs."""
     if init_from is not None:
         from tunesmith.model.checkpoint import read_config
 
-        return str(read_config(init_from).get("tokenizer", {}).get("type", "seed"))
+        return str(read_config(init_from).get("tokenizer", {}).get("type", "pairs"))
     from tunesmith.data.cache import is_cache_dir, read_meta
 
     if is_cache_dir(data):
-        return str(read_meta(data).get("tokenizer", "seed"))
-    return "seed"
+        return str(read_meta(data).get("tokenizer", "pairs"))
+    return "pairs"
 
 
 def build_config(args: argparse.Namespace) -> Any:

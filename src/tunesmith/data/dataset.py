@@ -22,7 +22,7 @@ from tunesmith.data import cache
 from tunesmith.data.infill import FimWindow, fim_window
 from tunesmith.data.split import SPLITS
 from tunesmith.errors import BadParameterError, TunesmithError
-from tunesmith.tokenization import tokenizer_from_dict
+from tunesmith.tokenization import canonical_name, tokenizer_from_dict
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
 
@@ -40,8 +40,8 @@ class TokenCache:
     def __init__(self, path: str | Path, tokenizer: str | None = None) -> None:
         self.path = Path(path)
         self.meta: dict[str, Any] = cache.read_meta(self.path)
-        name = self.meta.get("tokenizer")
-        if tokenizer is not None and name != tokenizer:
+        name = canonical_name(str(self.meta.get("tokenizer")))
+        if tokenizer is not None and name != canonical_name(tokenizer):
             raise TunesmithError(
                 f"{self.path}: this cache was prepared with the {name!r} tokenizer, not {tokenizer!r}; "
                 f"prepare it again with --tokenizer {tokenizer}"
@@ -158,9 +158,9 @@ class WindowDataset(Dataset):
     a loss with ``ignore_index=tokenizer.pad_id`` skips them. With
     ``augment_transpose=N`` each window is transposed by a shift in ``[-N, N]``
     drawn from ``(seed, epoch, index)`` and narrowed so every note stays in 21-108.
-    With ``fim_rate=r`` (seed tokenizer only) a share ``r`` of the windows, drawn
+    With ``fim_rate=r`` (pairs tokenizer only) a share ``r`` of the windows, drawn
     from ``(seed, epoch, index)`` too, is rearranged for fill-in-the-middle
-    (:func:`tunesmith.data.infill.fim_window`; ids from the seed tokenizer with
+    (:func:`tunesmith.data.infill.fim_window`; ids from the pairs tokenizer with
     ``infill=True``); a window with no whole bar to cut stays left-to-right.
     """
 

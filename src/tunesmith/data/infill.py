@@ -1,8 +1,8 @@
-"""Fill-in-the-middle (FIM) for the seed encoding: training windows and infill prompts.
+"""Fill-in-the-middle (FIM) for the pairs encoding: training windows and infill prompts.
 
 A span of whole bars (16 steps each, 4/4) is cut out of the music and moved to the
 end, so a left-to-right model sees what comes after the gap before it writes the
-gap (Bavarian et al. 2022). Ids are the seed tokenizer's with ``infill=True``::
+gap (Bavarian et al. 2022). Ids are the pairs tokenizer's with ``infill=True``::
 
     [BOS PAD] prefix [SEP w..] GAP d.. SUFFIX suffix [EOS] MIDDLE middle SEP w.. FILL_END
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tunesmith.errors import BadParameterError
-from tunesmith.tokenization.seed import (
+from tunesmith.tokenization.pairs import (
     BOS,
     DUR_OFFSET,
     EOS,
@@ -38,7 +38,7 @@ from tunesmith.tokenization.seed import (
     PITCH_OFFSET,
     SEP,
     SUFFIX,
-    SeedTokenizer,
+    PairTokenizer,
 )
 
 BAR_STEPS = 16  # a 4/4 bar on the 16th grid
@@ -78,7 +78,7 @@ def split_at_span(notes: np.ndarray, start: int, stop: int) -> tuple[np.ndarray,
 
 
 def _encode(notes: np.ndarray) -> list[int]:
-    return SeedTokenizer().encode_grid(notes, prefix=False).tolist()
+    return PairTokenizer().encode_grid(notes, prefix=False).tolist()
 
 
 def prefix_ids(notes: np.ndarray, origin: int, start: int, bos: bool) -> list[int]:
@@ -118,7 +118,7 @@ def fit(prefix: list[int], suffix: list[int], budget: int) -> tuple[list[int], l
 def parse_pairs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Head positions of the note pairs in seed ids and their onset steps (from the first id).
 
-    A pair is a pitch or SEP followed by a duration, as :meth:`SeedTokenizer.decode_grid`
+    A pair is a pitch or SEP followed by a duration, as :meth:`PairTokenizer.decode_grid`
     reads them; only note pairs (duration > 0) are returned.
     """
     ids = np.asarray(ids, dtype=np.int64)

@@ -23,7 +23,12 @@ from tqdm import tqdm
 from tunesmith.data import cache
 from tunesmith.data.split import DEFAULT_FRACTIONS, SPLITS, assign_splits, check_fractions
 from tunesmith.errors import BadMidiError, BadParameterError, TunesmithError
-from tunesmith.tokenization import TOKENIZER_NAMES, build_tokenizer, tokenizer_from_dict
+from tunesmith.tokenization import (
+    TOKENIZER_NAMES,
+    build_tokenizer,
+    canonical_name,
+    tokenizer_from_dict,
+)
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, PIANO_HIGH, PIANO_LOW, load_midi
 
@@ -179,11 +184,11 @@ def _check_arguments(
     max_file_bytes: int,
 ) -> None:
     """Refuse bad parameters and folders, in one line each, before any work."""
-    if tokenizer not in TOKENIZER_NAMES:
+    if canonical_name(tokenizer) not in TOKENIZER_NAMES:
         raise BadParameterError(
             f"--tokenizer: unknown tokenizer {tokenizer!r} (choose from {', '.join(TOKENIZER_NAMES)})"
         )
-    if bpe_vocab_size is not None and tokenizer == "seed":
+    if bpe_vocab_size is not None and canonical_name(tokenizer) == "pairs":
         raise BadParameterError("--bpe-vocab: BPE is only available with --tokenizer remi or tsd")
     if workers is not None and workers < 1:
         raise BadParameterError(f"--workers: {workers} must be at least 1")
@@ -294,7 +299,7 @@ def _manifest(results: list[FileResult]) -> list[dict[str, Any]]:
 def prepare(
     data_dir: str | Path,
     out_dir: str | Path,
-    tokenizer: str = "seed",
+    tokenizer: str = "pairs",
     workers: int | None = None,
     progress: bool = True,
     bpe_vocab_size: int | None = None,

@@ -22,7 +22,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.evaluation.memorisation import MemorisationIndex
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import grid_notes
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.pairs import PairTokenizer
 
 
 @dataclass
@@ -47,8 +47,8 @@ class Corpus:
 
 
 def ids_to_grid(tokenizer: Tokenizer, ids: np.ndarray) -> np.ndarray:
-    """Grid notes of token ids (the seed tokenizer decodes straight to a grid)."""
-    if isinstance(tokenizer, SeedTokenizer):
+    """Grid notes of token ids (the pairs tokenizer decodes straight to a grid)."""
+    if isinstance(tokenizer, PairTokenizer):
         return tokenizer.decode_grid(ids).astype(np.int64)
     return grid_notes(tokenizer.decode(np.asarray(ids).tolist())).astype(np.int64)
 

@@ -1,4 +1,4 @@
-"""``--chords`` and ``--bass-root`` as a mask over the seed grammar's next token.
+"""``--chords`` and ``--bass-root`` as a mask over the pairs grammar's next token.
 
 Where the chart sits: its first chord starts at the first bar line at or after
 the step where the new notes begin (the prompt's last onset; 0 without a prompt),
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from tunesmith.generation.chords import BAR_STEPS, BassRule, ChordChart
-from tunesmith.generation.grammar import SeedGrammar, StatelessRule
-from tunesmith.tokenization.seed import (
+from tunesmith.generation.grammar import PairGrammar, StatelessRule
+from tunesmith.tokenization.pairs import (
     DUR_OFFSET,
     EOS,
     MAX_NOTE_STEPS,
@@ -42,7 +42,7 @@ N_PITCHES = 128
 NOTES_BEFORE_BASS = 3
 
 
-def first_bar_line(grammar: SeedGrammar) -> int:
+def first_bar_line(grammar: PairGrammar) -> int:
     """The first bar line at or after the step where the new notes begin (every row's)."""
     start = int(grammar.step[0] - grammar.elapsed[0])
     return -(-start // BAR_STEPS) * BAR_STEPS
@@ -69,7 +69,7 @@ class StepNotes:
         self._step = np.full(1, -1, dtype=np.int64)
         self._base = np.zeros(1, dtype=np.int64)
 
-    def count(self, grammar: SeedGrammar, r: int) -> int:
+    def count(self, grammar: PairGrammar, r: int) -> int:
         """Notes row ``r`` started at its current step (the count restarts when time advances)."""
         if self._step[r] != grammar.step[r]:
             self._step[r], self._base[r] = grammar.step[r], grammar.new_notes[r]
@@ -129,7 +129,7 @@ class ChordRule(StatelessRule):
             rows.append(np.isin(pcs, sorted(tones)) & self.bass.allowed_at_change(span.start))
         return pitch_token_rows(np.stack(rows), vocab_size)
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         if self._origin is None:
             self._origin = first_bar_line(grammar)
         out = mask.clone()
@@ -150,7 +150,7 @@ class ChordRule(StatelessRule):
         return out
 
     def _duration_row(
-        self, grammar: SeedGrammar, r: int, pending: int, local: int
+        self, grammar: PairGrammar, r: int, pending: int, local: int
     ) -> torch.Tensor | None:
         """A rest stops at the next change; a note ends where it would bury a bass."""
         if self.bass is None:
@@ -171,7 +171,7 @@ class ChordRule(StatelessRule):
             return -local  # end at the chart's first change, where it would bury the bass
         return -local + self.bass.max_duration(0, pitch, MAX_NOTE_STEPS + local)
 
-    def _choice_row(self, grammar: SeedGrammar, r: int, local: int) -> torch.Tensor:
+    def _choice_row(self, grammar: PairGrammar, r: int, local: int) -> torch.Tensor:
         """The pitches the chart allows here; at a change, rest only over the chord's bass."""
         if self.bass is None or not self.chart.is_change(local):
             return self._pitch_rows[self.chart.mask_row(local)]

@@ -96,7 +96,7 @@ class GenerationConfig:
         optional=True, ui="number", ui_label="Max polyphony (0 = no limit)", ui_off=0,
     )  # fmt: skip
     max_repeat: int | None = knob(
-        8, "at most N notes in a row of one pitch (seed tokenizer)", int, "--max-repeat",
+        8, "at most N notes in a row of one pitch (pairs tokenizer)", int, "--max-repeat",
         low=1, optional=True, ui="number", ui_label="Max repeats of a pitch (0 = no limit)",
         ui_off=0,
     )  # fmt: skip

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from tunesmith.generation.copyguard import CopyGuard, Pair, blocked_pitches, forbidden_durations
-from tunesmith.generation.grammar import SeedGrammar
+from tunesmith.generation.grammar import PairGrammar
 from tunesmith.generation.note_history import NoteHistory, forbid
-from tunesmith.tokenization.seed import DUR_OFFSET, MAX_NOTE_STEPS, PITCH_OFFSET
+from tunesmith.tokenization.pairs import DUR_OFFSET, MAX_NOTE_STEPS, PITCH_OFFSET
 
 NOTE_DURATIONS = tuple(range(1, MAX_NOTE_STEPS + 1))  # what the grammar lets a note last
 _CACHE_SIZE = 4096  # forbidden sets kept by tail; a pitch and its duration share one lookup
@@ -45,7 +45,7 @@ class CopyRule:
             found = self._cache[key] = self.guard.forbidden_next(key[0], key[1])
         return found
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         """Forbid the pitches that could only copy, then the durations that would."""
         bans: dict[int, list[int]] = {}
         for r, pending in enumerate(grammar.pending.tolist()):
@@ -64,7 +64,7 @@ class CopyRule:
                 bans[r] = ids
         return forbid(mask, bans)
 
-    def update(self, grammar: SeedGrammar, tokens: np.ndarray) -> None:
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
         self.history.update(tokens)
 
     def reorder(self, rows: np.ndarray) -> None:

@@ -19,7 +19,7 @@ from tunesmith.errors import BadParameterError
 from tunesmith.generation.chords import BAR_STEPS
 from tunesmith.generation.constraints import TONICS
 from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
-from tunesmith.tokenization.seed import MAX_NOTE_STEPS
+from tunesmith.tokenization.pairs import MAX_NOTE_STEPS
 
 TRIADS = {"major": (0, 4, 7), "minor": (0, 3, 7)}
 STEPS_PER_BEAT = 4

@@ -1,4 +1,4 @@
-"""``--bars N --end`` as a mask over the seed grammar's next token (the plan is in ``ending``).
+"""``--bars N --end`` as a mask over the pairs grammar's next token (the plan is in ``ending``).
 
 The N bars are counted from the first bar line at or after the step where the
 new notes begin (as the chord chart is; 0 without a prompt), so the final chord
@@ -27,8 +27,8 @@ from tunesmith.generation.chord_rule import (
 )
 from tunesmith.generation.chords import BAR_STEPS
 from tunesmith.generation.ending import EndingPlan
-from tunesmith.generation.grammar import SeedGrammar, StatelessRule
-from tunesmith.tokenization.seed import DUR_OFFSET, EOS, MAX_NOTE_STEPS, MAX_WAIT_STEPS, SEP
+from tunesmith.generation.grammar import PairGrammar, StatelessRule
+from tunesmith.tokenization.pairs import DUR_OFFSET, EOS, MAX_NOTE_STEPS, MAX_WAIT_STEPS, SEP
 
 
 class EndingRule(StatelessRule):
@@ -53,7 +53,7 @@ class EndingRule(StatelessRule):
         self._rest = (ids == SEP) | (ids >= DUR_OFFSET)
         self._step_notes = StepNotes()
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         if self._origin is None:
             self._origin = first_bar_line(grammar)
         out = mask.clone()
@@ -88,7 +88,7 @@ class EndingRule(StatelessRule):
         return None
 
     def _choice_row(
-        self, grammar: SeedGrammar, r: int, local: int, low: int
+        self, grammar: PairGrammar, r: int, local: int, low: int
     ) -> torch.Tensor | None:
         """At the final chord: triad tones over a tonic, leaving only over one; after it, rests."""
         plan = self.plan

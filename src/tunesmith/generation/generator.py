@@ -41,7 +41,7 @@ from tunesmith.tokenization.midi_io import (
     score_bpm,
     score_from_grid,
 )
-from tunesmith.tokenization.seed import GAP, SeedTokenizer
+from tunesmith.tokenization.pairs import GAP, PairTokenizer
 
 
 @contextmanager
@@ -252,7 +252,7 @@ class Generator:
                 )
             if prompt_notes is not None:
                 rows = rows[:prompt_notes]
-        if isinstance(self.tokenizer, SeedTokenizer):
+        if isinstance(self.tokenizer, PairTokenizer):
             ids = self.tokenizer.encode_grid(rows).tolist()
         elif len(rows):
             ids = self.tokenizer.encode(score_from_grid(rows))
@@ -380,7 +380,7 @@ class Generator:
         self, cfg: GenerationConfig, prompt_ids: list[int], explicit: bool
     ) -> list[Rule]:
         """The copy guard and repetition rules; ``explicit``: ``max_copy`` was given by name."""
-        seed = isinstance(self.tokenizer, SeedTokenizer)
+        seed = isinstance(self.tokenizer, PairTokenizer)
         check_seed_encoding(cfg, seed)
         guard = None
         if cfg.max_copy:
@@ -398,12 +398,14 @@ class Generator:
         return {}  # by max_copy: building one hashes every training window
 
     def copy_guard(self, max_copy: int, asked: bool, seed: bool = True) -> CopyGuard | None:
-        """The guard for ``max_copy``; without an index (or the seed encoding) it is an error
+        """The guard for ``max_copy``; without an index (or the pairs encoding) it is an error
         if ``asked``, else the guard is silently off: the default must not break, or nag about,
         a model trained without an index (the sidecar then reports no copies either)."""
         notes = self.training_notes if seed else None
         if notes is None:
-            why = f"has no memorisation index ({INDEX_FILE})" if seed else "lacks the seed encoding"
+            why = (
+                f"has no memorisation index ({INDEX_FILE})" if seed else "lacks the pairs encoding"
+            )
             where = self.checkpoint or "the model"
             if asked:
                 raise BadParameterError(
@@ -426,7 +428,7 @@ class Generator:
         """
         if cfg.bars is not None or n_new >= (cfg.notes or 0):
             return False
-        if not isinstance(self.tokenizer, SeedTokenizer):
+        if not isinstance(self.tokenizer, PairTokenizer):
             return False  # no grammar guarantees progress there: a short piece is the model's
         if stop_reason == "length":
             return True
@@ -451,7 +453,7 @@ class Generator:
         """The decoded ids as a piece; a length stop short of the target means no legal note."""
         ids = prompt_ids + decoded.ids
         score = self.tokenizer.decode(ids, bpm=bpm)
-        if isinstance(self.tokenizer, SeedTokenizer):
+        if isinstance(self.tokenizer, PairTokenizer):
             grid = self.tokenizer.decode_grid(ids)
         else:
             grid = grid_notes(score)

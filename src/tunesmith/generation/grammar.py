@@ -1,6 +1,6 @@
 """Token grammars as masks: what may come next, per row, so every output decodes.
 
-:class:`SeedGrammar` follows the seed encoding strictly (a pitch or SEP is
+:class:`PairGrammar` follows the pairs encoding strictly (a pitch or SEP is
 followed by a duration; notes of one step go from high to low pitch; no special
 token mid-piece) and adds the musical rules (scale, pitch range, polyphony).
 :class:`TokenKindGrammar` is the looser rule set for miditok encodings.
@@ -21,7 +21,7 @@ from tunesmith.errors import BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW, STEPS_PER_BAR
-from tunesmith.tokenization.seed import (
+from tunesmith.tokenization.pairs import (
     DUR_OFFSET,
     EOS,
     MAX_NOTE_STEPS,
@@ -29,12 +29,12 @@ from tunesmith.tokenization.seed import (
     MIDDLE,
     PITCH_OFFSET,
     SEP,
-    SeedTokenizer,
+    PairTokenizer,
 )
 
 
 class Rule(Protocol):
-    """A music rule as a mask over the seed grammar's next token, row by row.
+    """A music rule as a mask over the pairs grammar's next token, row by row.
 
     ``restrict`` gets the grammar (read its per-row state: ``pending``, ``step``,
     ``low``, ``sounding``, ``elapsed``, ``new_notes``) and the ``(B, V)`` mask so
@@ -44,9 +44,9 @@ class Rule(Protocol):
     after the grammar took the tokens.
     """
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor: ...
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor: ...
 
-    def update(self, grammar: SeedGrammar, tokens: np.ndarray) -> None: ...
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None: ...
 
     def reorder(self, rows: np.ndarray) -> None: ...
 
@@ -54,10 +54,10 @@ class Rule(Protocol):
 class StatelessRule:
     """Base of rules that read only the grammar's state."""
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         return mask
 
-    def update(self, grammar: SeedGrammar, tokens: np.ndarray) -> None:
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
         return None
 
     def reorder(self, rows: np.ndarray) -> None:
@@ -113,7 +113,7 @@ class TokenKindGrammar:
     def __init__(self, tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
         if cfg.bars is not None or cfg.max_polyphony is not None:
             raise BadParameterError(
-                f"--bars and --max-polyphony need the seed tokenizer (this model uses {tokenizer.name})"
+                f"--bars and --max-polyphony need the pairs tokenizer (this model uses {tokenizer.name})"
             )
         names = [tokenizer.token_str(i) for i in range(len(tokenizer.kinds))]
         allowed = _kind_allowed(tokenizer, cfg, names)
@@ -161,14 +161,14 @@ class TokenKindGrammar:
         return self.new_notes >= (cfg.notes or 0)
 
 
-class SeedGrammar:
-    """The seed encoding's grammar plus scale, pitch-range, polyphony and repeat masks."""
+class PairGrammar:
+    """The pairs encoding's grammar plus scale, pitch-range, polyphony and repeat masks."""
 
     # Per-row state, one entry per row: what reorder() moves.
     ROW_STATE = ("last_pitch", "repeats", "pending", "step", "low", "new_notes", "elapsed")
 
     def __init__(
-        self, tokenizer: SeedTokenizer, cfg: GenerationConfig, rules: Sequence[Rule] = ()
+        self, tokenizer: PairTokenizer, cfg: GenerationConfig, rules: Sequence[Rule] = ()
     ) -> None:
         V = tokenizer.vocab_size
         self.rules = list(rules)
@@ -300,17 +300,17 @@ class SeedGrammar:
         return complete & (self.new_notes >= (cfg.notes or 0))
 
 
-Grammar = SeedGrammar | TokenKindGrammar
+Grammar = PairGrammar | TokenKindGrammar
 
 
 def make_grammar(
     tokenizer: Tokenizer, cfg: GenerationConfig, rules: Sequence[Rule] = ()
 ) -> Grammar:
-    """The grammar of the tokenizer's encoding, for one row; ``rules`` need the seed encoding."""
-    if isinstance(tokenizer, SeedTokenizer):
-        return SeedGrammar(tokenizer, cfg, rules)
+    """The grammar of the tokenizer's encoding, for one row; ``rules`` need the pairs encoding."""
+    if isinstance(tokenizer, PairTokenizer):
+        return PairGrammar(tokenizer, cfg, rules)
     if rules:
         raise BadParameterError(
-            "chords, endings, infilling and the copy guard need a model with the seed encoding"
+            "chords, endings, infilling and the copy guard need a model with the pairs encoding"
         )
     return TokenKindGrammar(tokenizer, cfg)

@@ -23,7 +23,7 @@ from tunesmith.generation.grammar import Rule, pitch_allowed
 from tunesmith.generation.keyfind import find_key
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import grid_notes
-from tunesmith.tokenization.seed import PITCH_OFFSET, SeedTokenizer
+from tunesmith.tokenization.pairs import PITCH_OFFSET, PairTokenizer
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def chord_and_ending_rules(
     chart = cfg.chord_chart
     if chart is None and not cfg.end:
         return []
-    if not isinstance(tokenizer, SeedTokenizer):
-        raise BadParameterError("--chords and --end need a model with the seed encoding")
+    if not isinstance(tokenizer, PairTokenizer):
+        raise BadParameterError("--chords and --end need a model with the pairs encoding")
     key = resolve_tonality(cfg, prompt, chart)
     rules: list[Rule] = []
     if chart is not None:

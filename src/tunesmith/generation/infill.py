@@ -21,14 +21,14 @@ from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.infill_rule import GapRule
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import score_from_grid
-from tunesmith.tokenization.seed import DUR_OFFSET, FILL_END, SEP, SeedTokenizer
+from tunesmith.tokenization.pairs import DUR_OFFSET, FILL_END, SEP, PairTokenizer
 
 MIDDLE_IDS_PER_STEP = 4  # room kept for the middle: two notes on every 16th, denser than most music
 
 
 def check_infill_model(tokenizer: Tokenizer, where: str) -> None:
     """Refuse a model whose tokenizer has no fill-in ids: it never learned to fill a gap."""
-    if not (isinstance(tokenizer, SeedTokenizer) and tokenizer.infill):
+    if not (isinstance(tokenizer, PairTokenizer) and tokenizer.infill):
         raise BadCheckpointError(
             f"{where}: was not trained for infilling (retrain with --fim-rate 0.5, "
             "e.g. tunesmith train MIDI_DIR --init-from MODEL --fim-rate 0.5)"
@@ -73,7 +73,7 @@ class InfillPlan:
         ``new_ids`` are the middle's ids as decoded; a fill that used up its gap gets the
         ``FILL_END`` the gap rule forces there (a cancelled one does not).
         """
-        middle = SeedTokenizer().decode_grid(new_ids)
+        middle = PairTokenizer().decode_grid(new_ids)
         if int(self.rule.gap) == sum_of_waits(new_ids):
             new_ids = [*new_ids, FILL_END]
         grid = assemble(self.prompt, middle).astype(np.int32)  # as grid_notes gives

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tunesmith.generation.grammar import SeedGrammar, StatelessRule
-from tunesmith.tokenization.seed import DUR_OFFSET, EOS, FILL_END, N_DURATIONS
+from tunesmith.generation.grammar import PairGrammar, StatelessRule
+from tunesmith.tokenization.pairs import DUR_OFFSET, EOS, FILL_END, N_DURATIONS
 
 
 class GapRule(StatelessRule):
@@ -39,11 +39,11 @@ class GapRule(StatelessRule):
         self.not_eos = torch.from_numpy(ids != EOS)
         self.only_end = torch.from_numpy(ids == FILL_END)
 
-    def room(self, grammar: SeedGrammar) -> np.ndarray:
+    def room(self, grammar: PairGrammar) -> np.ndarray:
         """``(B,)`` steps left in the gap, row by row."""
         return self.gap - grammar.elapsed
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         room = torch.from_numpy(self.room(grammar))[:, None]  # (B, 1)
         fits = (self.steps[None, :] <= room) & self.not_eos  # (B, V)
         out = mask & fits

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tunesmith.generation.grammar import SeedGrammar
+from tunesmith.generation.grammar import PairGrammar
 from tunesmith.generation.note_history import NoteHistory, forbid
-from tunesmith.tokenization.seed import PITCH_OFFSET
+from tunesmith.tokenization.pairs import PITCH_OFFSET
 
 
 def repeated_pitches(pitches: Sequence[int], durs: Sequence[int], n: int) -> list[int]:
@@ -41,7 +41,7 @@ class NoRepeatNgramRule:
         self.n = n
         self.history = NoteHistory(prompt_ids)
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         bans = {}
         for r, pending in enumerate(grammar.pending.tolist()):
             if pending >= 0:
@@ -51,7 +51,7 @@ class NoRepeatNgramRule:
                 bans[r] = [PITCH_OFFSET + p for p in found]
         return forbid(mask, bans)
 
-    def update(self, grammar: SeedGrammar, tokens: np.ndarray) -> None:
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
         self.history.update(tokens)
 
     def reorder(self, rows: np.ndarray) -> None:

@@ -1,6 +1,6 @@
 """Each row's notes so far, the prompt's first: what the copy and repetition rules read.
 
-The seed grammar feeds the prompt to itself, not to its rules, so a rule that needs
+The pairs grammar feeds the prompt to itself, not to its rules, so a rule that needs
 the notes before the first new one builds a :class:`NoteHistory` from the prompt's
 ids; it then takes each token the grammar takes (``update``) and follows beam
 search's rows (``reorder``). A note is complete once its duration token is taken;
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tunesmith.tokenization.seed import DUR_OFFSET, N_DURATIONS, PITCH_OFFSET, SEP
+from tunesmith.tokenization.pairs import DUR_OFFSET, N_DURATIONS, PITCH_OFFSET, SEP
 
 
 class NoteHistory:

@@ -22,15 +22,15 @@ DEFAULT_MAX_COPY = GenerationConfig().max_copy
 
 
 def check_seed_encoding(cfg: GenerationConfig, seed_encoding: bool) -> None:
-    """Refuse the repetition knobs on a model whose tokens are not the seed encoding's notes."""
+    """Refuse the repetition knobs on a model whose tokens are not the pairs encoding's notes."""
     if seed_encoding:
         return
     if cfg.no_repeat_ngram_size:
         raise BadParameterError(
-            "needs a model with the seed encoding", field="no_repeat_ngram_size"
+            "needs a model with the pairs encoding", field="no_repeat_ngram_size"
         )
     if cfg.repetition_penalty != 1.0:
-        raise BadParameterError("needs a model with the seed encoding", field="repetition_penalty")
+        raise BadParameterError("needs a model with the pairs encoding", field="repetition_penalty")
 
 
 def note_rules(

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from tunesmith.generation import processors as P
-from tunesmith.generation.grammar import SeedGrammar
+from tunesmith.generation.grammar import PairGrammar
 from tunesmith.generation.note_history import NoteHistory
-from tunesmith.tokenization.seed import PITCH_OFFSET
+from tunesmith.tokenization.pairs import PITCH_OFFSET
 
 WINDOW_NOTES = 64  # about four bars of piano texture
 
@@ -42,10 +42,10 @@ class RepetitionPenalty:
     def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
         return P.repetition_penalty(logits, self.seen(logits.shape[-1]), self.penalty)
 
-    def restrict(self, grammar: SeedGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         return mask
 
-    def update(self, grammar: SeedGrammar, tokens: np.ndarray) -> None:
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
         self.history.update(tokens)
 
     def reorder(self, rows: np.ndarray) -> None:

@@ -12,7 +12,8 @@ from tunesmith.errors import BadParameterError
 class ModelConfig:
     """Shape and style of the decoder-only Transformer.
 
-    ``style="seed"`` is the original project's design: post-LayerNorm, sinusoidal
+    ``style="original"`` (called ``"seed"`` before 0.2; old configs still load) is the
+    original project's design: post-LayerNorm, sinusoidal
     positions added to embeddings scaled by sqrt(d_model), ReLU feed-forward, an
     untied output layer. ``style="modern"`` is pre-norm RMSNorm, rotary positions,
     SwiGLU feed-forward and tied embeddings.
@@ -25,15 +26,17 @@ class ModelConfig:
     d_model: int = 256
     d_ff: int = 512
     dropout: float = 0.4
-    style: Literal["seed", "modern"] = "seed"
+    style: Literal["original", "modern"] = "original"
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_head:
             raise BadParameterError(
                 f"d_model ({self.d_model}) must be divisible by n_head ({self.n_head})"
             )
-        if self.style not in ("seed", "modern"):
-            raise BadParameterError(f"style must be 'seed' or 'modern', not {self.style!r}")
+        if self.style == "seed":  # the style's name before 0.2, in older checkpoints
+            object.__setattr__(self, "style", "original")
+        if self.style not in ("original", "modern"):
+            raise BadParameterError(f"style must be 'original' or 'modern', not {self.style!r}")
         for name in ("vocab_size", "context", "n_layer", "n_head", "d_model", "d_ff"):
             if getattr(self, name) <= 0:
                 raise BadParameterError(f"model config: {name} must be positive")
@@ -56,10 +59,10 @@ class ModelConfig:
 PRESETS: dict[str, ModelConfig] = {
     # The original TensorFlow model, shape for shape.
     "seed": ModelConfig(
-        context=1024, n_layer=6, n_head=8, d_model=256, d_ff=512, dropout=0.4, style="seed"
+        context=1024, n_layer=6, n_head=8, d_model=256, d_ff=512, dropout=0.4, style="original"
     ),
     # Same budget, modern design; SwiGLU's three matrices at d_ff=352 hold as many
-    # weights as the seed's two at 512.
+    # weights as the original's two at 512.
     "default": ModelConfig(
         context=1024, n_layer=6, n_head=8, d_model=256, d_ff=352, dropout=0.1, style="modern"
     ),
@@ -67,8 +70,8 @@ PRESETS: dict[str, ModelConfig] = {
     "tiny": ModelConfig(
         context=64, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0, style="modern"
     ),
-    "tiny-seed": ModelConfig(
-        context=64, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0, style="seed"
+    "tiny-original": ModelConfig(
+        context=64, n_layer=2, n_head=4, d_model=32, d_ff=64, dropout=0.0, style="original"
     ),
 }
 

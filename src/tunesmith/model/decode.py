@@ -82,7 +82,7 @@ class StepWeights:
 
     def __init__(self, model: Transformer, split: int) -> None:
         cfg = model.cfg
-        self.split, self.post_norm = split, cfg.style == "seed"
+        self.split, self.post_norm = split, cfg.style == "original"
         self.C, self.H, self.D = cfg.d_model, cfg.n_head, cfg.head_dim
         self.eps = model.blocks[0].norm1.eps or 1e-6
         self.layers = [
@@ -208,7 +208,7 @@ def _post_norm_layer(
     w: StepWeights,
     rope: Pair | None,
 ) -> torch.Tensor:
-    """The seed style's block: post-LayerNorm, ReLU feed-forward."""
+    """The original style's block: post-LayerNorm, ReLU feed-forward."""
     wqkv, bqkv, wp, bp, wu, bu, wd, bd, g1, b1, g2, b2 = p
     C, eps = w.C, w.eps
     _linear(x, wqkv, bqkv, out=buf.qkv)

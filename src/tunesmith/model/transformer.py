@@ -48,7 +48,7 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.n_head, self.head_dim = cfg.n_head, cfg.head_dim
-        bias = cfg.style == "seed"
+        bias = cfg.style == "original"
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=bias)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=bias)
         self.rotary = cfg.style == "modern"
@@ -108,7 +108,7 @@ class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.swiglu = cfg.style == "modern"
-        bias = cfg.style == "seed"
+        bias = cfg.style == "original"
         self.up = nn.Linear(cfg.d_model, (2 if self.swiglu else 1) * cfg.d_ff, bias=bias)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
 
@@ -159,7 +159,7 @@ class Transformer(nn.Module):
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
-        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.style == "seed")
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=cfg.style == "original")
         if cfg.style == "modern":
             self.final_norm: nn.Module = nn.RMSNorm(cfg.d_model, eps=1e-6)
             self.head.weight = self.embed.weight  # tied

@@ -8,24 +8,32 @@ from typing import Any
 
 from tunesmith.errors import TunesmithError
 from tunesmith.tokenization.base import Tokenizer, TokenKind
-from tunesmith.tokenization.seed import SeedTokenizer
+from tunesmith.tokenization.pairs import PairTokenizer
 
-TOKENIZER_NAMES = ("seed", "remi", "tsd")
+TOKENIZER_NAMES = ("pairs", "remi", "tsd")
+FORMER_NAMES = {"seed": "pairs"}  # the pairs tokenizer was called "seed" before 0.2
 
 __all__ = [
     "TOKENIZER_NAMES",
-    "SeedTokenizer",
+    "PairTokenizer",
     "TokenKind",
     "Tokenizer",
     "build_tokenizer",
+    "canonical_name",
     "load_tokenizer",
 ]
 
 
-def build_tokenizer(name: str = "seed", **kwargs: Any) -> Tokenizer:
-    """A fresh tokenizer by name: ``seed`` (default), ``remi`` or ``tsd``."""
-    if name == "seed":
-        return SeedTokenizer()
+def canonical_name(name: str) -> str:
+    """A tokenizer's current name, given it or a former one (``seed`` -> ``pairs``)."""
+    return FORMER_NAMES.get(name, name)
+
+
+def build_tokenizer(name: str = "pairs", **kwargs: Any) -> Tokenizer:
+    """A fresh tokenizer by name: ``pairs`` (default; formerly ``seed``), ``remi`` or ``tsd``."""
+    name = canonical_name(name)
+    if name == "pairs":
+        return PairTokenizer()
     if name in ("remi", "tsd"):
         from tunesmith.tokenization.miditok_adapter import MidiTokTokenizer
 
@@ -37,15 +45,15 @@ def build_tokenizer(name: str = "seed", **kwargs: Any) -> Tokenizer:
 
 def tokenizer_from_dict(data: dict[str, Any]) -> Tokenizer:
     """Rebuild a tokenizer from its ``to_dict`` (a ``tokenizer.json`` or a checkpoint's config)."""
-    kind = data.get("type")
-    if kind == "seed":
+    kind = canonical_name(str(data.get("type")))
+    if kind == "pairs":
         version, infill = data.get("version", 1), bool(data.get("infill", False))
         if version not in (1, 2) or infill != (version == 2):
             raise TunesmithError(
-                f"seed tokenizer config: unknown version {version!r} (infill {infill}); "
+                f"pairs tokenizer config: unknown version {version!r} (infill {infill}); "
                 "a newer tunesmith wrote it"
             )
-        return SeedTokenizer(infill=infill)
+        return PairTokenizer(infill=infill)
     if kind in ("remi", "tsd"):
         from tunesmith.tokenization.miditok_adapter import MidiTokTokenizer
 

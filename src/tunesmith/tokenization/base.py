@@ -85,7 +85,7 @@ class Tokenizer(ABC):
     def with_infill(self) -> Tokenizer:
         """This tokenizer plus the fill-in-the-middle specials (only ``seed`` has them)."""
         raise BadParameterError(
-            f"--fim-rate: fill-in-the-middle needs the seed tokenizer, not {self.name!r}"
+            f"--fim-rate: fill-in-the-middle needs the pairs tokenizer, not {self.name!r}"
         )
 
     def without_infill(self) -> Tokenizer:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from tunesmith.errors import BadParameterError
+from tunesmith.tokenization import canonical_name
 
 # Fields a resumed run may change: they set how long it runs and what it reports,
 # not the trajectory of the steps already taken.
@@ -37,7 +38,7 @@ class TrainConfig:
     """
 
     preset: str | None = "seed"
-    tokenizer: str = "seed"
+    tokenizer: str = "pairs"
     seq_len: int = 512
     batch_size: int = 16
     max_steps: int | None = None
@@ -63,6 +64,8 @@ class TrainConfig:
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
+        # Runs saved before the tokenizer's rename say "seed"; they resume as "pairs".
+        object.__setattr__(self, "tokenizer", canonical_name(self.tokenizer))
         positive = ("seq_len", "batch_size", "eval_every", "log_every")
         for name in positive:
             if getattr(self, name) <= 0:

@@ -1,4 +1,4 @@
-"""The original project's encoding (musicautobot's), the default tokenizer.
+"""The ``pairs`` tokenizer: the original project's encoding (musicautobot's), the default.
 
 A 16th-note grid; each note is a ``(pitch, duration)`` pair; notes that start on
 one step are written from the highest pitch to the lowest; each advance of time
@@ -34,10 +34,13 @@ GAP, SUFFIX, MIDDLE, FILL_END = BASE_VOCAB, BASE_VOCAB + 1, BASE_VOCAB + 2, BASE
 INFILL_SPECIALS = {GAP: "GAP", SUFFIX: "SUFFIX", MIDDLE: "MIDDLE", FILL_END: "FILL_END"}
 
 
-class SeedTokenizer(Tokenizer):
-    """The default ``seed`` encoding; ``infill`` adds the fill-in specials (module docstring)."""
+class PairTokenizer(Tokenizer):
+    """The default ``pairs`` encoding; ``infill`` adds the fill-in specials (module docstring).
 
-    name = "seed"
+    Named ``seed`` before 0.2 (files written then say ``"type": "seed"`` and still load).
+    """
+
+    name = "pairs"
     pad_id, bos_id, eos_id, sep_id = PAD, BOS, EOS, SEP
 
     def __init__(self, infill: bool = False) -> None:
@@ -53,11 +56,11 @@ class SeedTokenizer(Tokenizer):
             kinds[list(INFILL_SPECIALS)] = TokenKind.SPECIAL
         self._kinds = kinds
 
-    def with_infill(self) -> SeedTokenizer:
-        return SeedTokenizer(infill=True)
+    def with_infill(self) -> PairTokenizer:
+        return PairTokenizer(infill=True)
 
-    def without_infill(self) -> SeedTokenizer:
-        return SeedTokenizer()
+    def without_infill(self) -> PairTokenizer:
+        return PairTokenizer()
 
     @property
     def prefix(self) -> list[int]:
@@ -147,6 +150,6 @@ class SeedTokenizer(Tokenizer):
         return f"Unused_{token_id}"
 
     def to_dict(self) -> dict[str, Any]:
-        if not self.infill:  # byte for byte what version 1 wrote: old files compare equal
-            return {"type": "seed", "version": 1, "vocab_size": self.vocab_size}
-        return {"type": "seed", "version": 2, "infill": True, "vocab_size": self.vocab_size}
+        if not self.infill:
+            return {"type": "pairs", "version": 1, "vocab_size": self.vocab_size}
+        return {"type": "pairs", "version": 2, "infill": True, "vocab_size": self.vocab_size}
