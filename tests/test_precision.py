@@ -23,7 +23,7 @@ TINY = [
 
 
 def fake_timer(seconds: dict[str, float], loss: dict[str, float]):  # noqa: ANN201 - test helper
-    def timed(model, x, y, pad_id, precision, reps):  # noqa: ANN001, ANN202
+    def timed(model, x, y, pad_id, precision, reps, bar_pos=None):  # noqa: ANN001, ANN202
         return seconds[precision], loss[precision]
 
     return timed

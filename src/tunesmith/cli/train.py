@@ -101,6 +101,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="start from this checkpoint's weights (fine-tuning)",
     )
     p.add_argument(
+        "--bar-positions",
+        action="store_true",
+        default=None,
+        help="give the model an embedding of each token's position in the bar (0-15, from the "
+        "running sum of SEP advances; pairs tokenizer). A model-shape option like --preset: "
+        "kept in the checkpoint, fixed for --resume; with --init-from a checkpoint without "
+        "it grows it, initialised to zeros (the same loss at the start)",
+    )
+    p.add_argument(
         "--wandb", action="store_true", default=None, help="also log to Weights & Biases"
     )
     p.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None)
@@ -126,6 +135,7 @@ def given_options(args: argparse.Namespace) -> dict[str, Any]:
         given.update(loaded.get("train", loaded))
     fields = [flag[2:].replace("-", "_") for flag, _, _ in _OPTIONS] + [
         "init_from",
+        "bar_positions",
         "wandb",
         "tensorboard",
     ]

@@ -23,6 +23,7 @@ from tunesmith.data.infill import FimWindow, fim_window
 from tunesmith.data.split import SPLITS
 from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.tokenization import canonical_name, tokenizer_from_dict
+from tunesmith.tokenization.bar_clock import bar_positions
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
 
@@ -162,6 +163,9 @@ class WindowDataset(Dataset):
     from ``(seed, epoch, index)`` too, is rearranged for fill-in-the-middle
     (:func:`tunesmith.data.infill.fim_window`; ids from the pairs tokenizer with
     ``infill=True``); a window with no whole bar to cut stays left-to-right.
+    With ``bar_positions`` (pairs tokenizer only) an item is ``(input, target,
+    positions)``: each input id's position in the bar
+    (:func:`tunesmith.tokenization.bar_clock.bar_positions`), counted from its file's start.
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class WindowDataset(Dataset):
         augment_transpose: int = 0,
         seed: int = 0,
         fim_rate: float = 0.0,
+        bar_positions: bool = False,
     ) -> None:
         if seq_len < 2:
             raise BadParameterError(f"seq_len: {seq_len} must be at least 2")
@@ -188,7 +193,12 @@ class WindowDataset(Dataset):
         )
         if fim_rate > 0:
             self.cache.tokenizer.with_infill()  # raises for a tokenizer without FIM ids
-        self.fim_rate = fim_rate
+        if bar_positions and self.cache.tokenizer.name != "pairs":
+            raise BadParameterError(
+                f"bar positions need the pairs tokenizer, not {self.cache.tokenizer.name!r}"
+            )
+        self.fim_rate, self.bar_positions = fim_rate, bar_positions
+        self._file_positions: dict[int, np.ndarray] = {}  # filled as windows are read
         self.split, self.seq_len, self.augment, self.seed = split, seq_len, augment_transpose, seed
         self.epoch = 0
         tok = self.cache.tokenizer
@@ -230,6 +240,19 @@ class WindowDataset(Dataset):
 
     def window_sample(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
         """A window's ids and, for a FIM window, which ids are no target (else None)."""
+        ids, no_target, _ = self._sample(index, positions=False)
+        return ids, no_target
+
+    def window_positions(self, index: int) -> np.ndarray:
+        """The ``seq_len + 1`` positions in the bar of a window's ids (see ``bar_positions``)."""
+        positions = self._sample(index, positions=True)[2]
+        assert positions is not None
+        return positions
+
+    def _sample(
+        self, index: int, positions: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """A window's ids, its no-target mask (FIM windows) and, if asked, its positions."""
         if not 0 <= index < len(self):
             raise IndexError(f"window {index} out of range (0-{len(self) - 1})")
         f = int(self._files[index])
@@ -247,8 +270,21 @@ class WindowDataset(Dataset):
         if self.fim_rate > 0:
             fim = self._fim(ids[: len(chunk)], f, start, len(chunk) < span, index)
             if fim is not None:
-                return fim.ids, fim.no_target
-        return ids, None
+                pos = bar_positions(fim.ids, fim.first_step) if positions else None
+                return fim.ids, fim.no_target, pos
+        return ids, None, self._plain_positions(f, start, span) if positions else None
+
+    def _plain_positions(self, f: int, start: int, span: int) -> np.ndarray:
+        """Positions of a left-to-right window from ``start``: its file's, then the last one
+        repeated (EOS and PAD keep the time)."""
+        if f not in self._file_positions:
+            self._file_positions[f] = bar_positions(self.cache.file_tokens(self.split, f))
+        file_pos = self._file_positions[f]
+        offset = start - int(self.cache.spans(self.split)[f, 0])
+        part = file_pos[offset : offset + span]
+        out = np.full(span, file_pos[-1] if len(file_pos) else 0, dtype=np.int64)
+        out[: len(part)] = part
+        return out
 
     def _fim(
         self, window: np.ndarray, f: int, start: int, at_end: bool, index: int
@@ -273,9 +309,11 @@ class WindowDataset(Dataset):
         shift = int(rng.integers(low, high + 1))
         ids[is_pitch] = self._id_of_pitch[pitches[is_pitch] + shift]
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        ids, no_target = self.window_sample(index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        ids, no_target, pos = self._sample(index, self.bar_positions)
         x, y = torch.from_numpy(ids[:-1].copy()), torch.from_numpy(ids[1:].copy())
         if no_target is not None:  # ids the data pipeline chose at random: nothing to learn
             y[torch.from_numpy(no_target[1:])] = self.pad_id
-        return x, y
+        if pos is None:
+            return x, y
+        return x, y, torch.from_numpy(pos[:-1].astype(np.int64))

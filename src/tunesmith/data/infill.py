@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tunesmith.errors import BadParameterError
+from tunesmith.tokenization.bar_clock import elapsed
 from tunesmith.tokenization.pairs import (
     BOS,
     DUR_OFFSET,
@@ -163,11 +164,16 @@ def choose_span(
 
 @dataclass(frozen=True)
 class FimWindow:
-    """A training window in FIM form: ``ids`` and where a target must not be learned."""
+    """A training window in FIM form: ``ids`` and where a target must not be learned.
+
+    ``first_step`` is the piece's time (in steps from the file's first id) before
+    ``ids[0]``: ``bar_positions(ids, first_step)`` are the window's positions in the bar.
+    """
 
     ids: np.ndarray  # (length,) int64, PAD-padded
     no_target: np.ndarray  # (length,) bool: GAP, the gap's length, MIDDLE
     span: tuple[int, int]  # [start, stop) in steps from the window's time origin
+    first_step: int = 0
 
 
 def fim_window(
@@ -202,7 +208,8 @@ def fim_window(
     no_target = np.zeros(length, dtype=bool)
     no_target[len(head) : len(head) + len(gap)] = True
     no_target[len(head) + len(gap) + len(tail)] = True
-    return FimWindow(out, no_target, (start, stop))
+    # GAP is read at the span's start: what the kept prefix advances lies before it.
+    return FimWindow(out, no_target, (start, stop), start - elapsed(head))
 
 
 @dataclass(frozen=True)

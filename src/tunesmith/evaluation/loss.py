@@ -6,6 +6,8 @@ first is predicted exactly once. (Training's validation uses half-overlapping
 windows, which counts most tokens twice; the means are close but not equal.)
 The loss is the mean cross-entropy in nats over the predicted tokens, PAD
 excluded; accuracy is the share whose argmax is right, as the original reported.
+A model with ``cfg.bar_positions`` also gets each id's position in the bar, counted
+from its file's start as in training.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.errors import BadParameterError
+from tunesmith.tokenization.bar_clock import bar_positions
 
 
 @dataclass(frozen=True)
@@ -37,14 +40,25 @@ class LossResult:
 
 def file_windows(files: Sequence[np.ndarray], seq_len: int, pad_id: int, eos_id: int) -> np.ndarray:
     """``(n_windows, seq_len + 1)`` int64 windows over each file's ids plus EOS, PAD-filled."""
+    seqs = [np.append(np.asarray(ids, dtype=np.int64), eos_id) for ids in files]
+    return _windows(seqs, seq_len, [pad_id] * len(seqs))
+
+
+def position_windows(files: Sequence[np.ndarray], seq_len: int, eos_id: int) -> np.ndarray:
+    """The positions in the bar of :func:`file_windows`' ids (padding keeps the last)."""
+    seqs = [bar_positions(np.append(np.asarray(ids, dtype=np.int64), eos_id)) for ids in files]
+    return _windows(seqs, seq_len, [int(seq[-1]) for seq in seqs])
+
+
+def _windows(seqs: Sequence[np.ndarray], seq_len: int, fills: Sequence[int]) -> np.ndarray:
+    """Windows of ``seq_len + 1`` over each sequence, one shared value apart, filled up."""
     if seq_len < 1:
         raise BadParameterError(f"seq_len: {seq_len} must be at least 1")
     rows = []
-    for ids in files:
-        seq = np.append(np.asarray(ids, dtype=np.int64), eos_id)
+    for seq, fill in zip(seqs, fills, strict=True):
         for start in range(0, max(len(seq) - 1, 1), seq_len):
             chunk = seq[start : start + seq_len + 1]
-            row = np.full(seq_len + 1, pad_id, dtype=np.int64)
+            row = np.full(seq_len + 1, fill, dtype=np.int64)
             row[: len(chunk)] = chunk
             rows.append(row)
     return np.stack(rows) if rows else np.zeros((0, seq_len + 1), dtype=np.int64)
@@ -68,6 +82,10 @@ def evaluate_loss(
         raise BadParameterError(f"batch_size: {batch_size} must be at least 1")
     seq_len = seq_len or int(model.cfg.context)  # type: ignore[union-attr]
     windows = file_windows(files, seq_len, pad_id, eos_id)
+    cfg = getattr(model, "cfg", None)
+    positions = None
+    if getattr(cfg, "bar_positions", False):
+        positions = torch.from_numpy(position_windows(files, seq_len, eos_id))
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -76,7 +94,11 @@ def evaluate_loss(
         for i in range(0, len(windows), batch_size):
             batch = torch.from_numpy(windows[i : i + batch_size]).to(device)
             inputs, targets = batch[:, :-1], batch[:, 1:]
-            logits, _ = model(inputs)
+            if positions is None:
+                logits, _ = model(inputs)
+            else:
+                bar_pos = positions[i : i + batch_size, :-1].to(device)
+                logits, _ = model(inputs, bar_pos=bar_pos)
             flat_logits = logits.reshape(-1, logits.size(-1)).float()
             flat = targets.reshape(-1)
             loss_sum += float(

@@ -9,13 +9,19 @@ window ``ids[:, start:]`` gives, ``start`` being the attribute of that name.
 
 The prompt and every re-encoded window go through ``Transformer.forward`` (the
 reference); each single new token goes through the decoder's explicit step.
+
+A model with ``cfg.bar_positions`` also gets every token's position in the bar: a
+:class:`~tunesmith.tokenization.bar_clock.BarClock` per row, counted from the prompt's
+first id (a re-encoded window keeps the positions its tokens had).
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from tunesmith.model.decode import DecodeStep
+from tunesmith.tokenization.bar_clock import BarClock
 
 
 class CachedWindow:
@@ -35,10 +41,26 @@ class CachedWindow:
         self.ids = torch.tensor(prompt, dtype=torch.long)[None]  # (B, L)
         # A prompt longer than the context is cut to its last part, as after a slide.
         self.start = 0 if len(prompt) <= self.context else len(prompt) - (self.context - self.slide)
+        self.clock: BarClock | None = None
+        self.pos: torch.Tensor | None = None  # (B, L) positions in the bar of ``ids``
+        if self.model.cfg.bar_positions:
+            self.clock = BarClock()
+            self.pos = torch.from_numpy(self.clock.feed_prompt(prompt).astype(np.int64))[None]
         self.cache = self.model.new_cache(1)
-        logits, _ = self.model(self.ids[:, self.start :], cache=self.cache, last_only=True)
+        logits, _ = self.model(
+            self.ids[:, self.start :],
+            cache=self.cache,
+            last_only=True,
+            bar_pos=self._pos(self.start),
+        )
         self._logits = logits[:, -1]  # (B, V)
         self._pending: torch.Tensor | None = None  # tokens pushed but not yet through the model
+
+    def _pos(
+        self, start: int, stop: int | None = None, rows: int | None = None
+    ) -> torch.Tensor | None:
+        """Positions in the bar of ``ids[:rows, start:stop]`` (None for a model without them)."""
+        return None if self.pos is None else self.pos[:rows, start:stop]
 
     @property
     def rows(self) -> int:
@@ -53,11 +75,17 @@ class CachedWindow:
             self.cache.expand(rows)
             self.ids = self.ids.expand(rows, -1).clone()
             self._logits = self._logits.expand(rows, -1)
+            if self.clock is not None and self.pos is not None:
+                self.clock.reorder(np.zeros(rows, dtype=np.int64))
+                self.pos = self.pos.expand(rows, -1).clone()
 
     def push(self, tokens: torch.Tensor) -> None:
         """Add one token per row ``(B,)``; the model sees it when logits are next asked for."""
         self.logits()
         self.ids = torch.cat([self.ids, tokens[:, None]], dim=1)
+        if self.clock is not None and self.pos is not None:
+            new = torch.from_numpy(self.clock.feed(tokens.numpy()).astype(np.int64))
+            self.pos = torch.cat([self.pos, new[:, None]], dim=1)
         self._pending = tokens
 
     @torch.inference_mode()
@@ -68,7 +96,8 @@ class CachedWindow:
             if self.cache.length >= self.context:
                 self._slide()
             else:
-                self._logits = self.decoder.step(tokens, self.cache)
+                bar_pos = None if self.pos is None else self.pos[:, -1]
+                self._logits = self.decoder.step(tokens, self.cache, bar_pos)
         return self._logits
 
     def _slide(self) -> None:
@@ -81,10 +110,16 @@ class CachedWindow:
         common = min(same.index(False), window.shape[1] - 1) if self.rows > 1 else 0
         self.cache = self.model.new_cache(1)
         if common:
-            self.model(window[:1, :common], cache=self.cache)
+            shared_pos = self._pos(self.start, self.start + common, rows=1)
+            self.model(window[:1, :common], cache=self.cache, bar_pos=shared_pos)
         if self.rows > 1:
             self.cache.expand(self.rows)
-        logits, _ = self.model(window[:, common:], cache=self.cache, last_only=True)
+        logits, _ = self.model(
+            window[:, common:],
+            cache=self.cache,
+            last_only=True,
+            bar_pos=self._pos(self.start + common),
+        )
         self._logits = logits[:, -1]
 
     @torch.inference_mode()
@@ -94,3 +129,6 @@ class CachedWindow:
         self.ids = self.ids[rows]
         self._logits = self._logits[rows]
         self.cache.reorder(rows)
+        if self.clock is not None and self.pos is not None:
+            self.pos = self.pos[rows]
+            self.clock.reorder(rows.numpy())

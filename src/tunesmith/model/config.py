@@ -17,6 +17,12 @@ class ModelConfig:
     positions added to embeddings scaled by sqrt(d_model), ReLU feed-forward, an
     untied output layer. ``style="modern"`` is pre-norm RMSNorm, rotary positions,
     SwiGLU feed-forward and tied embeddings.
+
+    ``bar_positions`` adds a learned embedding of each token's position in the bar
+    (0..15, :mod:`tunesmith.tokenization.bar_clock`; pairs tokenizer) to the token
+    embedding; ``forward`` then needs those positions. Configs saved before it existed
+    lack it and load as ``False``; :meth:`to_dict` leaves it out when ``False``, so
+    such configs (and the exported steps keyed by them) stay what they were.
     """
 
     vocab_size: int = 296
@@ -27,6 +33,7 @@ class ModelConfig:
     d_ff: int = 512
     dropout: float = 0.4
     style: Literal["original", "modern"] = "original"
+    bar_positions: bool = False
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_head:
@@ -48,7 +55,10 @@ class ModelConfig:
         return self.d_model // self.n_head
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if not self.bar_positions:
+            del data["bar_positions"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:

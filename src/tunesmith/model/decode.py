@@ -46,8 +46,14 @@ class DecodeStep(Protocol):
 
     model: Transformer
 
-    def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
+    def step(
+        self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them.
+
+        ``bar_pos`` ``(B,)``: the tokens' positions in the bar, for a model with
+        ``cfg.bar_positions`` (as ``Transformer.forward`` takes them).
+        """
         ...
 
 
@@ -65,10 +71,13 @@ class ReferenceDecoder:
     def __init__(self, model: Transformer) -> None:
         self.model = model
 
-    def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def step(
+        self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
         check_context(self.model, cache)
-        return self.model(tokens[:, None], cache=cache)[0][:, -1]
+        pos = None if bar_pos is None else bar_pos[:, None]
+        return self.model(tokens[:, None], cache=cache, bar_pos=pos)[0][:, -1]
 
 
 def _detach(t: torch.Tensor | None) -> torch.Tensor | None:
@@ -95,6 +104,8 @@ class StepWeights:
         self.head = self._linear(model.head)
         self.final = _detach(getattr(model.final_norm, "weight", None))
         self.embed = model.embed.weight.detach()
+        bar = getattr(model, "bar_embed", None)
+        self.bar = None if bar is None else bar.weight.detach()  # (16, C)
         self.pos: torch.Tensor | None = None
         self.rope: Pair | None = None
         if self.post_norm:
@@ -177,9 +188,12 @@ class Decoder:
             buf = self._buffers = StepBuffers(w.embed, batch, w.C, w.H, w.D)
         return w, buf
 
-    def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def step(
+        self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
         check_context(self.model, cache)
+        self.model.check_bar_pos(bar_pos, tuple(tokens.shape))
         cache.check_room(1)
         w, buf = self._prepare(cache.batch)
         tokens = cache.to_storage_order(tokens)  # rows run in the cache's storage order
@@ -191,6 +205,8 @@ class Decoder:
         else:
             x = w.embed.index_select(0, tokens)  # (B, C)
             rope = (w.rope[0][t], w.rope[1][t])  # (D,) each
+        if w.bar is not None and bar_pos is not None:
+            x = x + w.bar.index_select(0, cache.to_storage_order(bar_pos))
         for p, lc in zip(w.layers, _layer_caches(cache), strict=True):
             x = layer(x, p, lc, own, buf, w, rope)
         cache.advance(1)

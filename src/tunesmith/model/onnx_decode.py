@@ -20,7 +20,7 @@ import torch
 
 from tunesmith.model.cache import KVCache
 from tunesmith.model.decode import check_context
-from tunesmith.model.step_graph import SCALARS
+from tunesmith.model.step_graph import BAR_POS, SCALARS
 from tunesmith.model.transformer import Transformer
 
 
@@ -90,6 +90,9 @@ class OnnxDecoder:
         self._logits = torch.empty(B, cfg.vocab_size)
         self._new_kv = torch.empty(cfg.n_layer, B, 2 * cfg.n_head, 1, cfg.head_dim)
         _bind(b, "tokens", self._tokens)
+        if cfg.bar_positions:
+            self._bar_pos = np.zeros(B, dtype=np.int64)
+            _bind(b, BAR_POS, self._bar_pos)
         for name, arr in self._scalars.items():
             _bind(b, name, arr)
         for i in range(cfg.n_layer):
@@ -101,9 +104,12 @@ class OnnxDecoder:
         self._bound = (cache.kv, whole)
 
     @torch.inference_mode()
-    def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def step(
+        self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
         check_context(self.model, cache)
+        self.model.check_bar_pos(bar_pos, tuple(tokens.shape))
         cache.check_room(1)
         self._rebind(cache)
         own = cache.own_len
@@ -114,6 +120,8 @@ class OnnxDecoder:
         s["lo"][...] = own if whole is cache.kv else cache.own_start
         s["hi"][...] = own
         self._tokens[:] = cache.to_storage_order(tokens).numpy()
+        if bar_pos is not None:
+            self._bar_pos[:] = cache.to_storage_order(bar_pos).numpy()
         self.session.run_with_iobinding(self._binding)
         L, H, D = self.model.cfg.n_layer, self.model.cfg.n_head, self.model.cfg.head_dim
         cache.kv[:, :, :, :, own] = self._new_kv.view(L, -1, 2, H, D).transpose(1, 2)

@@ -15,6 +15,7 @@ graph inputs, two kinds of them per layer:
 Positions past ``shared_len`` must hold finite numbers (a masked probability of 0 times
 NaN is NaN): the caller zeroes them once per buffer. The new keys and values are an
 output, which the caller writes into the cache. :func:`export_step` writes the ONNX graph.
+A model with ``cfg.bar_positions`` takes one more input, last: ``bar_pos`` ``(B,)``.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ from tunesmith.model.transformer import Transformer, apply_rope
 SCALARS = ("tokens", "pos", "lo", "hi", "shared_len")
 
 
-def input_names(n_layer: int) -> list[str]:
-    """Every graph input: tokens, positions, then own k/v and shared k/v of each layer."""
+BAR_POS = "bar_pos"  # the tokens' positions in the bar, for a model with bar_positions
+
+
+def input_names(n_layer: int, bar_positions: bool = False) -> list[str]:
+    """Every graph input: tokens, positions, own k/v and shared k/v of each layer, [bar_pos]."""
     own = [f"{kv}{i}" for i in range(n_layer) for kv in ("k", "v")]
     shared = [f"s{kv}{i}" for i in range(n_layer) for kv in ("k", "v")]
-    return [*SCALARS, *own, *shared]
+    return [*SCALARS, *own, *shared, *([BAR_POS] if bar_positions else [])]
 
 
 OUTPUTS = ("logits", "new_kv")
@@ -49,8 +53,8 @@ class StepGraph(nn.Module):
     tokens ``(B,)`` in the cache's storage order; pos, lo, hi, shared_len 0-d int64
     (the new token's position, the own range gathered, the whole buffer's live length);
     buffers: own k, v ``(B, H, N, D)`` per layer, then whole k, v ``(1, H, P, D)`` per
-    layer. Returns logits ``(B, V)`` and the new token's keys then values
-    ``(L, B, 2H, 1, D)``.
+    layer, then ``bar_pos`` ``(B,)`` (storage order) for a model with ``bar_positions``.
+    Returns logits ``(B, V)`` and the new token's keys then values ``(L, B, 2H, 1, D)``.
     """
 
     def __init__(self, model: Transformer) -> None:
@@ -68,6 +72,8 @@ class StepGraph(nn.Module):
             rope = (m.rope_cos[pos][None], m.rope_sin[pos][None])  # (1, D/2)
         else:
             x = x * math.sqrt(m.cfg.d_model) + m.pos_table[pos]
+        if m.cfg.bar_positions:
+            x = x + m.bar_embed(buffers[4 * L])
         own_range = torch.arange(lo, hi)
         mask = torch.arange(buffers[2 * L].shape[2]) < shared_len
         new_kv = []
@@ -131,7 +137,8 @@ def example_inputs(model: Transformer, batch: int = 2, length: int = 8) -> tuple
     scalars += [torch.tensor(v, dtype=torch.long) for v in (3, 1, 3, 2)]
     own = [torch.zeros(batch, H, length, D) for _ in range(2 * L)]
     shared = [torch.zeros(1, H, length + 1, D) for _ in range(2 * L)]
-    return (*scalars, *own, *shared)
+    bar = [torch.zeros(batch, dtype=torch.long)] if cfg.bar_positions else []
+    return (*scalars, *own, *shared, *bar)
 
 
 OPSET = 17
@@ -158,10 +165,12 @@ def export_step(model: Transformer, path: str | Path | BinaryIO) -> None:
     (a file name or a binary file object)."""
     if next(model.parameters()).dtype != torch.float32:
         raise ValueError("the ONNX step is exported from a float32 model")
-    names = input_names(model.cfg.n_layer)
+    names = input_names(model.cfg.n_layer, model.cfg.bar_positions)
     dynamic = {"tokens": {0: "B"}, "logits": {0: "B"}, "new_kv": {1: "B"}}
     for name in names[len(SCALARS) :]:
         dynamic[name] = {2: "P"} if name.startswith("s") else {0: "B", 2: "N"}
+    if model.cfg.bar_positions:
+        dynamic[BAR_POS] = {0: "B"}
     # The exporter restores the wrapper's training flag afterwards, and with it the
     # model's: a wrapper left in training mode would switch the model's dropout on.
     was_training = model.training

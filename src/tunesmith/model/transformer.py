@@ -18,6 +18,7 @@ from torch import nn
 
 from tunesmith.model.cache import KVCache
 from tunesmith.model.config import ModelConfig
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 
 def sinusoidal_table(length: int, dim: int) -> torch.Tensor:
@@ -151,7 +152,11 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """``forward(ids, targets=None, cache=None) -> (logits, loss)``."""
+    """``forward(ids, targets=None, cache=None, bar_pos=None) -> (logits, loss)``.
+
+    With ``cfg.bar_positions`` it owns ``bar_embed``, one row per position in the bar,
+    initialised to zeros: a model grown from one without it computes what that one did.
+    """
 
     def __init__(self, cfg: ModelConfig, pad_id: int = 0) -> None:
         super().__init__()
@@ -172,6 +177,9 @@ class Transformer(nn.Module):
                 "pos_table", sinusoidal_table(cfg.context, cfg.d_model), persistent=False
             )
         self.apply(self._init)
+        if cfg.bar_positions:  # after _init: zeros, so adding it changes nothing at first
+            self.bar_embed = nn.Embedding(STEPS_PER_BAR, cfg.d_model)
+            nn.init.zeros_(self.bar_embed.weight)
 
     def _init(self, m: nn.Module) -> None:
         if isinstance(m, nn.Linear):
@@ -193,7 +201,7 @@ class Transformer(nn.Module):
         )
 
     def _embed(
-        self, ids: torch.Tensor, start: int
+        self, ids: torch.Tensor, start: int, bar_pos: torch.Tensor | None
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
         """Embeddings ``(B, T, C)`` of tokens at positions ``start ..``, and rotary tables."""
         T = ids.shape[1]
@@ -203,7 +211,18 @@ class Transformer(nn.Module):
             rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
         else:
             x = x * math.sqrt(self.cfg.d_model) + self.pos_table[start : start + T]
+        if bar_pos is not None:
+            x = x + self.bar_embed(bar_pos)
         return self.drop(x), rope
+
+    def check_bar_pos(self, bar_pos: torch.Tensor | None, shape: tuple[int, ...]) -> None:
+        """Refuse positions in the bar that the model does not take, or lacks, or misshapen."""
+        if self.cfg.bar_positions and bar_pos is None:
+            raise ValueError("this model embeds positions in the bar: pass bar_pos")
+        if not self.cfg.bar_positions and bar_pos is not None:
+            raise ValueError("this model has no bar-position embedding: bar_pos must be None")
+        if bar_pos is not None and tuple(bar_pos.shape) != tuple(shape):
+            raise ValueError(f"bar_pos has shape {tuple(bar_pos.shape)}, ids {tuple(shape)}")
 
     def forward(
         self,
@@ -211,13 +230,17 @@ class Transformer(nn.Module):
         targets: torch.Tensor | None = None,
         cache: KVCache | None = None,
         last_only: bool = False,
+        bar_pos: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits ``(B, T, V)`` (``(B, 1, V)`` with ``last_only``) of ``ids`` ``(B, T)``.
 
         With a cache, ``ids`` continue the tokens it holds and their keys and values
         are added to it. With ``targets``, also the cross-entropy (padding ignored).
+        ``bar_pos`` ``(B, T)``: each id's position in the bar, required by (and only
+        by) a model with ``cfg.bar_positions``.
         """
         T = ids.shape[1]
+        self.check_bar_pos(bar_pos, tuple(ids.shape))
         start = cache.length if cache is not None else 0
         if start + T > self.cfg.context:
             raise ValueError(
@@ -225,7 +248,8 @@ class Transformer(nn.Module):
             )
         if cache is not None:  # rows run in the cache's storage order (see KVCache.reorder)
             ids = cache.to_storage_order(ids)
-        x, rope = self._embed(ids, start)
+            bar_pos = None if bar_pos is None else cache.to_storage_order(bar_pos)
+        x, rope = self._embed(ids, start, bar_pos)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, cache, i)
         if cache is not None:

@@ -35,6 +35,9 @@ class TrainConfig:
     the same schedule. ``epochs`` gives the length when ``max_steps`` is unset; a
     resolved config holds both. ``fim_rate`` is the share of training windows
     rearranged for fill-in-the-middle (the model's tokenizer then has the infill ids).
+    ``bar_positions`` gives the model an embedding of each token's position in the bar
+    (``ModelConfig.bar_positions``; pairs tokenizer); with ``init_from`` a checkpoint
+    without one grows it, zero-initialised.
     """
 
     preset: str | None = "seed"
@@ -53,6 +56,7 @@ class TrainConfig:
     dropout: float | None = None
     augment_transpose: int = 0
     fim_rate: float = 0.0
+    bar_positions: bool = False
     eval_every: int = 200
     eval_batches: int | None = None
     log_every: int = 10
@@ -94,6 +98,10 @@ class TrainConfig:
             )
         if not 0 <= self.fim_rate <= 1:
             raise BadParameterError(f"--fim-rate must be within 0..1, not {self.fim_rate}")
+        if self.bar_positions and self.tokenizer != "pairs":
+            raise BadParameterError(
+                f"--bar-positions needs the pairs tokenizer, not {self.tokenizer!r}"
+            )
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise BadParameterError(f"--dropout must be within [0, 1), not {self.dropout}")
         if not 0 <= self.min_lr_ratio <= 1 or self.weight_decay < 0 or self.grad_clip < 0:

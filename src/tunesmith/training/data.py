@@ -147,6 +147,9 @@ def window_datasets(data: TrainingData, cfg: TrainConfig) -> tuple[WindowDataset
         augment_transpose=cfg.augment_transpose,
         seed=cfg.seed,
         fim_rate=cfg.fim_rate,
+        bar_positions=cfg.bar_positions,
     )
-    val = WindowDataset(data.cache, "val", cfg.seq_len, augment_transpose=0, seed=cfg.seed)
+    val = WindowDataset(
+        data.cache, "val", cfg.seq_len, seed=cfg.seed, bar_positions=cfg.bar_positions
+    )
     return train, val

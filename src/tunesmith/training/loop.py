@@ -12,15 +12,18 @@ from tunesmith.training.distributed import DistInfo, all_sum
 from tunesmith.training.metrics import token_stats
 from tunesmith.training.precision import autocast
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
 
-def collate(
-    dataset: Dataset, indices: list[int], device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stack the ``(input, target)`` windows at ``indices`` into two ``(B, T)`` tensors."""
-    pairs = [dataset[i] for i in indices]
-    x = torch.stack([torch.as_tensor(p[0]) for p in pairs]).to(device, torch.long)
-    y = torch.stack([torch.as_tensor(p[1]) for p in pairs]).to(device, torch.long)
-    return x, y
+
+def collate(dataset: Dataset, indices: list[int], device: torch.device) -> Batch:
+    """Stack the windows at ``indices`` into ``(B, T)`` inputs, targets and positions in the
+    bar (``None`` unless the dataset gives them: ``(input, target, positions)`` items)."""
+    items = [dataset[i] for i in indices]
+    x, y, *pos = (
+        torch.stack([torch.as_tensor(item[k]) for item in items]).to(device, torch.long)
+        for k in range(len(items[0]))
+    )
+    return x, y, pos[0] if pos else None
 
 
 def epoch_batches(
@@ -58,6 +61,7 @@ def train_step(
     pad_id: int,
     dist: DistInfo,
     precision: str,
+    bar_pos: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Forward and backward of one batch; returns this rank's (loss sum, correct, count).
 
@@ -67,7 +71,7 @@ def train_step(
     even when ranks hold different numbers of PAD targets.
     """
     with autocast(x.device, precision):
-        logits, _ = model(x)
+        logits, _ = model(x, bar_pos=bar_pos)
     loss_sum, correct, count = token_stats(logits, y, pad_id)
     global_count = all_sum(dist, count.float()).clamp_min(1.0)
     (loss_sum * dist.world_size / global_count).backward()
@@ -93,9 +97,9 @@ def evaluate(
     mine = list(range(dist.rank, n, dist.world_size))
     totals = torch.zeros(3, dtype=torch.float64, device=dist.device)
     for i in range(0, len(mine), batch_size):
-        x, y = collate(dataset, mine[i : i + batch_size], dist.device)
+        x, y, bar_pos = collate(dataset, mine[i : i + batch_size], dist.device)
         with autocast(x.device, precision):
-            logits, _ = model(x)
+            logits, _ = model(x, bar_pos=bar_pos)
         loss_sum, correct, count = token_stats(logits, y, pad_id)
         totals += torch.stack([loss_sum.double(), correct.double(), count.double()])
     totals = all_sum(dist, totals)

@@ -56,14 +56,20 @@ class PrecisionProbe:
 
 
 def _time_step(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, pad_id: int, precision: str, reps: int
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    pad_id: int,
+    precision: str,
+    reps: int,
+    bar_pos: torch.Tensor | None,
 ) -> tuple[float, float]:
     """Seconds of the fastest of ``reps`` forward+backward passes, and the batch's mean loss."""
     best, loss = float("inf"), float("nan")
     for _ in range(reps + 1):  # the first pass pays for allocations and kernel selection
         t0 = time.perf_counter()
         with autocast(x.device, precision):
-            logits, _ = model(x)
+            logits, _ = model(x, bar_pos=bar_pos)
         loss_sum, _, count = token_stats(logits, y, pad_id)
         (loss_sum / count.clamp_min(1)).backward()
         elapsed = time.perf_counter() - t0
@@ -79,19 +85,21 @@ def choose_precision(
     pad_id: int,
     dist: DistInfo,
     reps: int = 2,
+    bar_pos: torch.Tensor | None = None,
 ) -> PrecisionProbe:
     """Time fp32 and bf16 on the probe batch ``(x, y)`` and pick the faster that keeps the loss.
 
     The model runs in eval mode (no dropout, so no random numbers are drawn and
     the run stays reproducible) and its gradients are cleared afterwards. Every
-    process measures; the sums decide, so all ranks choose the same.
+    process measures; the sums decide, so all ranks choose the same. ``bar_pos``: the
+    batch's positions in the bar, for a model that takes them.
     """
     if _gpu_bf16(x.device):
         return PrecisionProbe("bf16", {}, {})
     was_training = model.training
     model.eval()
     try:
-        measured = {p: _time_step(model, x, y, pad_id, p, reps) for p in ("fp32", "bf16")}
+        measured = {p: _time_step(model, x, y, pad_id, p, reps, bar_pos) for p in ("fp32", "bf16")}
     finally:
         model.train(was_training)
     seconds = all_sum(dist, torch.tensor([measured["fp32"][0], measured["bf16"][0]]))

@@ -23,10 +23,11 @@ def build_model(
     A fresh model's context is the training window: positions past it would never
     have been trained, and the generator slides its window by the model's context.
     A ``base`` with fewer ids (a tokenizer without the fill-in specials) gets freshly
-    initialised rows for the new ids in its embedding and output layer.
+    initialised rows for the new ids in its embedding and output layer; one without
+    the bar-position embedding gets it (zeros) with ``cfg.bar_positions``.
     """
     if base is None:
-        overrides: dict[str, Any] = {"context": cfg.seq_len}
+        overrides: dict[str, Any] = {"context": cfg.seq_len, "bar_positions": cfg.bar_positions}
         if cfg.dropout is not None:
             overrides["dropout"] = cfg.dropout
         return Transformer(preset(cfg.preset, vocab_size, **overrides), pad_id=pad_id)
@@ -38,7 +39,9 @@ def build_model(
         raise BadParameterError(
             f"--init-from: the checkpoint has {base.cfg.vocab_size} ids, the data {vocab_size}"
         )
-    model_cfg = replace(base.cfg, vocab_size=vocab_size)
+    model_cfg = replace(
+        base.cfg, vocab_size=vocab_size, bar_positions=base.cfg.bar_positions or cfg.bar_positions
+    )
     if cfg.dropout is not None:
         model_cfg = replace(model_cfg, dropout=cfg.dropout)
     model = Transformer(model_cfg, pad_id=pad_id)
@@ -52,9 +55,10 @@ def grown_state(
     """``old`` weights in ``new``'s shapes: rows for ids ``old`` lacks keep ``new``'s values.
 
     Only the per-id tensors (embedding, output weight and bias) may differ, in their
-    first dimension; every other tensor is taken as it is.
+    first dimension; every other tensor is taken as it is. Tensors ``old`` lacks
+    (the bar-position embedding) keep ``new``'s values.
     """
-    out = {}
+    out = {name: value for name, value in new.items() if name not in old}
     for name, value in old.items():
         target = new[name]
         if value.shape != target.shape:

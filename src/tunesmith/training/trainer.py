@@ -82,6 +82,8 @@ class Trainer:
         base = None
         if cfg.init_from is not None and saved is None:
             base = load_checkpoint(cfg.init_from)
+            if base.model.cfg.bar_positions:  # the model keeps them: its data must carry them
+                cfg = replace(cfg, bar_positions=True)
         self.data = self._open_data(cfg, data, saved, base)
         self.tokenizer = self.data.tokenizer
         self.train_set, self.val_set = window_datasets(self.data, cfg)
@@ -146,8 +148,10 @@ class Trainer:
         from tunesmith.training.precision import choose_precision
 
         n = min(1, len(self.train_set))
-        x, y = collate(self.train_set, list(range(n)), self.dist.device)
-        probe = choose_precision(self.model, x, y, self.tokenizer.pad_id, self.dist)
+        x, y, bar_pos = collate(self.train_set, list(range(n)), self.dist.device)
+        probe = choose_precision(
+            self.model, x, y, self.tokenizer.pad_id, self.dist, bar_pos=bar_pos
+        )
         if self.dist.is_main:
             print(probe.line(), flush=True)
         return probe.chosen
@@ -308,9 +312,9 @@ class Trainer:
     def _step(self, ddp: torch.nn.Module, idx: list[int], window: int) -> torch.Tensor:
         """One optimizer step on windows ``idx``; returns (loss sum, correct, count)."""
         t0 = time.perf_counter()
-        x, y = collate(self.train_set, idx, self.dist.device)
+        x, y, bar_pos = collate(self.train_set, idx, self.dist.device)
         loss_sum, correct, count = train_step(
-            ddp, x, y, self.tokenizer.pad_id, self.dist, self.cfg.precision
+            ddp, x, y, self.tokenizer.pad_id, self.dist, self.cfg.precision, bar_pos
         )
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
