@@ -202,6 +202,8 @@ def load_checkpoint(
         raise BadCheckpointError(
             f"{path}: tokenizer has {tokenizer.vocab_size} ids but the model {model_cfg.vocab_size}"
         )
+    if model_cfg.bar_positions and tokenizer.name != "pairs":  # the clock reads pairs ids
+        raise BadCheckpointError(f"{path}: bar positions need the pairs tokenizer")
     model = Transformer(model_cfg, pad_id=tokenizer.pad_id)
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
