@@ -16,7 +16,7 @@ NEG_INF = float("-inf")
 
 def mask(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Forbid every id where ``allowed`` (``(B, V)`` or ``(V,)`` bool) is False."""
-    return logits.masked_fill(~allowed, NEG_INF)
+    return torch.where(allowed, logits, NEG_INF)  # one operation: no inverted mask
 
 
 @runtime_checkable

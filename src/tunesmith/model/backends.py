@@ -25,7 +25,12 @@ import torch
 from tunesmith.errors import BadParameterError
 from tunesmith.model.decode import Decoder, DecodeStep
 from tunesmith.model.fused_graph import supports_fused
-from tunesmith.model.onnx_decode import OnnxDecoder, load_session, onnxruntime_available
+from tunesmith.model.onnx_decode import (
+    LazySession,
+    OnnxDecoder,
+    load_session,
+    onnxruntime_available,
+)
 from tunesmith.model.step_cache import StepArtifact, cache_dir
 from tunesmith.model.transformer import Transformer
 
@@ -94,8 +99,9 @@ def _onnx_backend(
     model: Transformer, graph: Path | bytes, fused: Path | bytes | None, threads: int | None
 ) -> StepBackend:
     """The onnx backend over the step graph and, when the model has one, the fused graph."""
-    fused_session = load_session(fused, threads) if supports_fused(model) and fused else None
-    return StepBackend("onnx", load_session(graph, threads), fused_session)
+    if not (supports_fused(model) and fused):
+        return StepBackend("onnx", load_session(graph, threads))
+    return StepBackend("onnx", LazySession(graph, threads), load_session(fused, threads))
 
 
 def _export_bytes(model: Transformer) -> tuple[bytes, bytes | None]:

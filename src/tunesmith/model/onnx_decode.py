@@ -15,6 +15,7 @@ beam reordering and every rule work on it unchanged.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,23 @@ def load_session(graph: Path | bytes, threads: int | None) -> Any:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = graph if isinstance(graph, bytes) else str(graph)
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+
+
+class LazySession:
+    """A session loaded on its first use: a decoding that runs the fused graph alone (every
+    search but beam) does not pay for loading the step graph. Safe to share between threads."""
+
+    def __init__(self, graph: Path | bytes, threads: int | None) -> None:
+        self._graph, self._threads = graph, threads
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The session, loaded now if it was not yet."""
+        with self._lock:
+            if self._session is None:
+                self._session = load_session(self._graph, self._threads)
+            return self._session
 
 
 def _bind(binding: Any, name: str, t: torch.Tensor | np.ndarray, output: bool = False) -> None:
@@ -126,6 +144,8 @@ class OnnxDecoder:
         if whole is not None:
             whole[:, :, :, :, live:].zero_()
         cfg, B = self.model.cfg, cache.batch
+        if isinstance(self.session, LazySession):
+            self.session = self.session.get()
         b = self._binding = self.session.io_binding()
         self._tokens = np.zeros(B, dtype=np.int64)
         self._logits = torch.empty(B, cfg.vocab_size)
@@ -141,7 +161,6 @@ class OnnxDecoder:
         _bind(b, "new_kv", self._new_kv, output=True)
         self._bound = (cache.kv, whole)
 
-    @torch.inference_mode()
     def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
         check_context(self.model, cache)
@@ -150,6 +169,11 @@ class OnnxDecoder:
             logits = self._fused.step(tokens, cache)
             cache.advance(1)
             return logits
+        return self._step_graph(tokens, cache)
+
+    @torch.inference_mode()
+    def _step_graph(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """The step graph's step: any batch, a shared segment or not."""
         self._rebind(cache)
         own = cache.own_len
         whole, live = _whole_buffer(cache)
