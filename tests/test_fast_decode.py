@@ -152,7 +152,7 @@ def test_bundled_seeds_reproduce_within_the_backend_and_the_record_says_which(
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path: Path) -> Path:
-    save_checkpoint(tmp_path / "ck", tiny_model("tiny"), TOK)
+    save_checkpoint(tmp_path / "ck", tiny_model("tiny-16"), TOK)  # both graphs
     return tmp_path / "ck"
 
 
@@ -160,6 +160,8 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     ("damage", "reason"),
     [
         (lambda a: a.graph.write_bytes(a.graph.read_bytes()[:1000]), "truncated"),
+        (lambda a: a.fused.write_bytes(a.fused.read_bytes()[:1000]), "truncated"),
+        (lambda a: a.fused.unlink(), "unreadable"),
         (lambda a: _edit_meta(a, checksum="0123456789abcdef"), "another checkpoint"),
         (lambda a: _edit_meta(a, format=0), "stale"),
         (lambda a: a.meta.write_text("{not json"), "unreadable"),
