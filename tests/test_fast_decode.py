@@ -32,9 +32,12 @@ TOK = PairTokenizer()
 
 
 def tiny_model(style: str) -> Transformer:
-    """A tiny random model (context 64) whose logits are far from uniform."""
+    """A tiny random model (context 64) whose logits are far from uniform; ``tiny-16``: the
+    modern style with heads of 16 (the fused graph rotates heads of a multiple of 16)."""
     torch.manual_seed(7)
-    model = Transformer(preset(style, TOK.vocab_size), pad_id=TOK.pad_id).eval()
+    overrides = {"n_head": 2} if style == "tiny-16" else {}
+    cfg = preset(style.replace("-16", ""), TOK.vocab_size, **overrides)
+    model = Transformer(cfg, pad_id=TOK.pad_id).eval()
     with torch.no_grad():
         model.embed.weight.mul_(8)
     return model
@@ -58,7 +61,7 @@ def stop_after(n: int):  # noqa: ANN201
     return callback
 
 
-@pytest.fixture(scope="module", params=["tiny", "tiny-original"])
+@pytest.fixture(scope="module", params=["tiny", "tiny-original", "tiny-16"])
 def tiny(request: pytest.FixtureRequest) -> tuple[Transformer, backends.StepBackend]:
     """A tiny model of each style and its onnx step (exported once per module)."""
     model = tiny_model(request.param)
@@ -79,6 +82,23 @@ def test_logits_match_the_reference_forward_past_the_context(tiny) -> None:
         ref, _ = model(window.ids[:, window.start :])  # the uncached reference forward
         torch.testing.assert_close(got, ref[:, -1], atol=1e-3, rtol=0)
     assert window.start > 0
+
+
+@torch.inference_mode()
+def test_batch_1_logits_match_the_reference_forward_past_the_context(tiny) -> None:
+    """One row: the fused graph where the model has one (its attention appends in place)."""
+    model, step = tiny
+    decoder = step.decoder(model)
+    window = CachedWindow(decoder, [1, 0, 60, 140])
+    gen = torch.Generator().manual_seed(1)
+    for _ in range(150):  # past the context of 64: the window slides, the storage changes
+        window.push(torch.randint(4, 290, (1,), generator=gen))
+        got = window.logits()
+        ref, _ = model(window.ids[:, window.start :])
+        torch.testing.assert_close(got, ref[:, -1], atol=1e-3, rtol=0)
+    assert window.start > 0
+    fusable = model.cfg.head_dim % 16 == 0 or model.cfg.style == "original"
+    assert (decoder._fused is not None) == fusable
 
 
 def test_greedy_gives_the_torch_tokens_for_512_tokens_on_a_tiny_model(tiny) -> None:
@@ -132,7 +152,7 @@ def test_bundled_seeds_reproduce_within_the_backend_and_the_record_says_which(
 
 @pytest.fixture
 def tiny_checkpoint(tmp_path: Path) -> Path:
-    save_checkpoint(tmp_path / "ck", tiny_model("tiny"), TOK)
+    save_checkpoint(tmp_path / "ck", tiny_model("tiny-16"), TOK)  # both graphs
     return tmp_path / "ck"
 
 
@@ -140,6 +160,8 @@ def tiny_checkpoint(tmp_path: Path) -> Path:
     ("damage", "reason"),
     [
         (lambda a: a.graph.write_bytes(a.graph.read_bytes()[:1000]), "truncated"),
+        (lambda a: a.fused.write_bytes(a.fused.read_bytes()[:1000]), "truncated"),
+        (lambda a: a.fused.unlink(), "unreadable"),
         (lambda a: _edit_meta(a, checksum="0123456789abcdef"), "another checkpoint"),
         (lambda a: _edit_meta(a, format=0), "stale"),
         (lambda a: a.meta.write_text("{not json"), "unreadable"),

@@ -182,6 +182,7 @@ class PairGrammar:
         self.sep = torch.from_numpy(ids == SEP)
         self.sep_eos = torch.from_numpy(np.isin(ids, [SEP, EOS]))
         self.table = self._mask_table()
+        self._table_rows = [self.table[i : i + 1] for i in range(len(self.table))]  # (1, V) views
         self.stop_at_eos = cfg.stop_at_eos
         self.max_polyphony = cfg.max_polyphony
         self.max_repeat = cfg.max_repeat
@@ -245,32 +246,42 @@ class PairGrammar:
 
     def allowed(self) -> torch.Tensor:
         """``(B, V)`` bool of the ids each row may produce next: one table lookup."""
-        rows, poly = [], self.max_polyphony
-        # A few rows: plain ints beat numpy and torch ops here.
-        for r, (p, low, notes) in enumerate(
-            zip(self.pending.tolist(), self.low.tolist(), self.new_notes.tolist(), strict=True)
-        ):
-            if p == SEP:
-                rows.append(0)
-            elif p >= 0:
-                rows.append(1)
-            else:
-                full = poly is not None and len(self.sounding[r]) >= poly
-                # EOS only once the row has added a note: an empty continuation helps nobody.
-                eos = self.stop_at_eos and notes > 0
-                rows.append(2 + 4 * min(low, 128) + 2 * full + eos)
-        if len(rows) == 1:
-            mask = self.table.narrow(0, rows[0], 1)
+        if len(self.pending) == 1:  # every search but beam: plain ints and a prebuilt view
+            mask = self._table_rows[self._table_row(0)]
         else:
+            rows = [self._table_row(r) for r in range(len(self.pending))]
             mask = self.table.index_select(0, torch.tensor(rows))
         if self.max_repeat is not None:
-            stuck = np.flatnonzero((self.repeats >= self.max_repeat) & (self.pending < 0))
-            if len(stuck):  # no further note of a pitch already repeated max_repeat times
-                mask = mask.clone()
-                mask[stuck, PITCH_OFFSET + self.last_pitch[stuck]] = False
+            mask = self._no_more_repeats(mask, self.max_repeat)
         for rule in self.rules:
             mask = rule.restrict(self, mask)
         return mask
+
+    def _no_more_repeats(self, mask: torch.Tensor, max_repeat: int) -> torch.Tensor:
+        """``mask`` without a further note of a pitch already repeated ``max_repeat`` times."""
+        if len(self.pending) == 1:  # plain comparisons: the usual single row
+            if self.repeats[0] < max_repeat or self.pending[0] >= 0:
+                return mask
+            stuck = np.zeros(1, dtype=np.int64)
+        else:
+            stuck = np.flatnonzero((self.repeats >= max_repeat) & (self.pending < 0))
+            if not len(stuck):
+                return mask
+        mask = mask.clone()
+        mask[stuck, PITCH_OFFSET + self.last_pitch[stuck]] = False
+        return mask
+
+    def _table_row(self, r: int) -> int:
+        """Row ``r``'s mask in :meth:`_mask_table`."""
+        p = int(self.pending[r])
+        if p == SEP:
+            return 0
+        if p >= 0:
+            return 1
+        full = self.max_polyphony is not None and len(self.sounding[r]) >= self.max_polyphony
+        # EOS only once the row has added a note: an empty continuation helps nobody.
+        eos = self.stop_at_eos and int(self.new_notes[r]) > 0
+        return 2 + 4 * min(int(self.low[r]), 128) + 2 * full + eos
 
     def next_is_duration(self) -> np.ndarray:
         return self.pending >= 0

@@ -16,7 +16,7 @@ NEG_INF = float("-inf")
 
 def mask(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """Forbid every id where ``allowed`` (``(B, V)`` or ``(V,)`` bool) is False."""
-    return logits.masked_fill(~allowed, NEG_INF)
+    return torch.where(allowed, logits, NEG_INF)  # one operation: no inverted mask
 
 
 @runtime_checkable
@@ -74,6 +74,8 @@ def top_k(logits: torch.Tensor, k: torch.Tensor | int, offset: int = 0) -> torch
     offset (the lower notes of a chord), by keeping the least likely legal one.
     """
     B, V = logits.shape
+    if B == 1:  # the same ranking in a few operations: this runs once a token
+        return _top_k_one_row(logits, int(torch.as_tensor(k).reshape(-1)[0]), offset)
     k = torch.as_tensor(k, device=logits.device).expand(B)
     order = logits.argsort(dim=-1, descending=True)  # (B, V)
     allowed = torch.isfinite(logits).sum(-1, keepdim=True)  # (B, 1)
@@ -82,6 +84,16 @@ def top_k(logits: torch.Tensor, k: torch.Tensor | int, offset: int = 0) -> torch
     keep_sorted = (ranks >= start) & (ranks < start + k[:, None]) & (ranks < allowed)
     keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
     return logits.masked_fill(~keep, NEG_INF)
+
+
+def _top_k_one_row(logits: torch.Tensor, k: int, offset: int) -> torch.Tensor:
+    """:func:`top_k` of one row ``(1, V)``: the ranks ``start .. start+k-1`` of the same sort."""
+    allowed = int(torch.isfinite(logits).sum())
+    start = max(0, min(offset, allowed - 1))
+    keep = logits.argsort(dim=-1, descending=True)[0, start : min(start + k, allowed)]
+    out = torch.full_like(logits, NEG_INF)
+    out[0, keep] = logits[0, keep]
+    return out
 
 
 def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:

@@ -88,17 +88,20 @@ class CachedWindow:
             self.pos = torch.cat([self.pos, new[:, None]], dim=1)
         self._pending = tokens
 
-    @torch.inference_mode()
     def logits(self) -> torch.Tensor:
         """``(B, V)`` logits of the token after each row."""
-        if self._pending is not None:
-            tokens, self._pending = self._pending, None
-            if self.cache.length >= self.context:
-                self._slide()
-            else:
-                bar_pos = None if self.pos is None else self.pos[:, -1]
-                self._logits = self.decoder.step(tokens, self.cache, bar_pos)
+        if self._pending is not None:  # asked twice a token: the second costs nothing
+            self._run_pending()
         return self._logits
+
+    @torch.inference_mode()
+    def _run_pending(self) -> None:
+        tokens, self._pending = self._pending, None
+        if self.cache.length >= self.context:
+            self._slide()
+        else:
+            bar_pos = None if self.pos is None else self.pos[:, -1]
+            self._logits = self.decoder.step(tokens, self.cache, bar_pos)
 
     def _slide(self) -> None:
         n = self.ids.shape[1]

@@ -15,15 +15,22 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
 from tunesmith.errors import BadParameterError
 from tunesmith.model.decode import Decoder, DecodeStep
-from tunesmith.model.onnx_decode import OnnxDecoder, load_session, onnxruntime_available
+from tunesmith.model.fused_graph import supports_fused
+from tunesmith.model.onnx_decode import (
+    LazySession,
+    OnnxDecoder,
+    load_session,
+    onnxruntime_available,
+)
 from tunesmith.model.step_cache import StepArtifact, cache_dir
 from tunesmith.model.transformer import Transformer
 
@@ -47,14 +54,18 @@ def check_backend(name: object) -> str:
 
 @dataclass
 class StepBackend:
-    """The backend a generator decodes with, and the ONNX Runtime session when it is onnx."""
+    """The backend a generator decodes with, and its ONNX Runtime sessions when it is onnx:
+    the step graph's, and the fused batch-1 graph's (None when the model has none)."""
 
     name: str  # "torch" or "onnx"
     session: Any = None
+    fused: Any = None
 
     def decoder(self, model: Transformer) -> DecodeStep:
         """A fresh step for one decoding."""
-        return Decoder(model) if self.session is None else OnnxDecoder(model, self.session)
+        if self.session is None:
+            return Decoder(model)
+        return OnnxDecoder(model, self.session, self.fused)
 
 
 def open_backend(
@@ -72,26 +83,40 @@ def open_backend(
     if checksum is None:  # nothing to key an export by: build it in memory when asked for
         if requested == "auto":
             return StepBackend("torch")
-        return StepBackend("onnx", load_session(_export_bytes(model), threads))
+        return _onnx_backend(model, *_export_bytes(model), threads)
     artifact = StepArtifact(checksum, cache_dir())
     if requested == "onnx":
-        return StepBackend("onnx", load_session(artifact.ensure(model), threads))
+        artifact.ensure(model)
+        return _onnx_backend(model, artifact.graph, artifact.fused, threads)
     problem = artifact.problem(model)
     if problem is not None:
         _build_in_background(artifact, problem, checkpoint)
         return StepBackend("torch")
-    return StepBackend("onnx", load_session(artifact.graph, threads))
+    return _onnx_backend(model, artifact.graph, artifact.fused, threads)
 
 
-def _export_bytes(model: Transformer) -> bytes:
-    """The step of a model without a checkpoint, exported to memory."""
+def _onnx_backend(
+    model: Transformer, graph: Path | bytes, fused: Path | bytes | None, threads: int | None
+) -> StepBackend:
+    """The onnx backend over the step graph and, when the model has one, the fused graph."""
+    if not (supports_fused(model) and fused):
+        return StepBackend("onnx", load_session(graph, threads))
+    return StepBackend("onnx", LazySession(graph, threads), load_session(fused, threads))
+
+
+def _export_bytes(model: Transformer) -> tuple[bytes, bytes | None]:
+    """The step and fused step of a model without a checkpoint, exported to memory."""
     import io
 
+    from tunesmith.model.fused_graph import export_fused_step
     from tunesmith.model.step_graph import export_step
 
-    buf = io.BytesIO()
-    export_step(model, buf)
-    return buf.getvalue()
+    def exported(export: Callable[[Transformer, BinaryIO], None]) -> bytes:
+        buf = io.BytesIO()
+        export(model, buf)
+        return buf.getvalue()
+
+    return exported(export_step), exported(export_fused_step) if supports_fused(model) else None
 
 
 def _build_in_background(artifact: StepArtifact, problem: str, checkpoint: Path | None) -> None:

@@ -4,7 +4,10 @@ At batch 1 an eager step is mostly per-operation overhead (about 150 small opera
 ONNX Runtime runs the whole step as one call over a pre-planned graph. The cache's
 buffers are bound to the graph's inputs by address (IO binding: no copy), rebound
 only when the cache's storage changes (a new window, a fork); the scalars and the
-outputs live in buffers bound once. :class:`OnnxDecoder` satisfies
+outputs live in buffers bound once. One row without a shared segment (every search
+but beam) runs the fused graph (:mod:`tunesmith.model.fused_graph`), whose attention
+appends the new keys and values to the bound storage itself and reads only its live
+positions; other caches run the step graph. :class:`OnnxDecoder` satisfies
 :class:`~tunesmith.model.decode.DecodeStep`, so every search, the sliding window,
 beam reordering and every rule work on it unchanged.
 """
@@ -12,6 +15,7 @@ beam reordering and every rule work on it unchanged.
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +49,23 @@ def load_session(graph: Path | bytes, threads: int | None) -> Any:
     return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
+class LazySession:
+    """A session loaded on its first use: a decoding that runs the fused graph alone (every
+    search but beam) does not pay for loading the step graph. Safe to share between threads."""
+
+    def __init__(self, graph: Path | bytes, threads: int | None) -> None:
+        self._graph, self._threads = graph, threads
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The session, loaded now if it was not yet."""
+        with self._lock:
+            if self._session is None:
+                self._session = load_session(self._graph, self._threads)
+            return self._session
+
+
 def _bind(binding: Any, name: str, t: torch.Tensor | np.ndarray, output: bool = False) -> None:
     """Bind a contiguous CPU tensor or array to a graph input or output by its address."""
     arr = t.numpy() if isinstance(t, torch.Tensor) else t
@@ -62,15 +83,53 @@ def _whole_buffer(cache: KVCache) -> tuple[torch.Tensor | None, int]:
     return None, 0
 
 
-class OnnxDecoder:
-    """The step through an ONNX Runtime session; one per decoding (it holds its bindings).
-
-    The session may be shared by decoders in several threads; a decoder may not.
-    """
+class FusedStep:
+    """The fused batch-1 graph bound to one cache's storage (rebound when it changes)."""
 
     def __init__(self, model: Transformer, session: Any) -> None:
+        self.session = session
+        names = {i.name for i in session.get_inputs()}
+        self._scalars = {n: np.zeros((), dtype=np.int64) for n in ("pos", "past") if n in names}
+        self._tokens = np.zeros(1, dtype=np.int64)
+        self._logits = torch.empty(1, model.cfg.vocab_size)
+        self._binding: Any = None
+        self._bound: torch.Tensor | None = None  # the storage bound, kept alive with its address
+
+    def _rebind(self, kv: torch.Tensor) -> None:
+        b = self._binding = self.session.io_binding()
+        _bind(b, "tokens", self._tokens)
+        for name, arr in self._scalars.items():
+            _bind(b, name, arr)
+        for i in range(kv.shape[0]):
+            for j, name in enumerate("kv"):  # past and present: the same memory
+                _bind(b, f"s{name}{i}", kv[i, j])
+                _bind(b, f"present_{name}{i}", kv[i, j], output=True)
+        _bind(b, "logits", self._logits, output=True)
+        self._bound = kv
+
+    def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
+        """Logits ``(1, V)`` after ``tokens`` ``(1,)``, its keys and values written to the
+        cache's storage at ``own_len`` (not yet committed: the caller advances)."""
+        if cache.kv is not self._bound:
+            self._rebind(cache.kv)
+        self._tokens[0] = tokens.item()
+        for arr in self._scalars.values():  # position = tokens before it, all in own storage
+            arr[...] = cache.own_len
+        self.session.run_with_iobinding(self._binding)
+        return self._logits.clone()  # the buffer is the next step's output
+
+
+class OnnxDecoder:
+    """The step through ONNX Runtime sessions; one per decoding (it holds its bindings).
+
+    The sessions may be shared by decoders in several threads; a decoder may not.
+    ``fused``: the fused batch-1 graph's session (None: the step graph runs every cache).
+    """
+
+    def __init__(self, model: Transformer, session: Any, fused: Any = None) -> None:
         self.model = model
         self.session = session
+        self._fused = None if fused is None else FusedStep(model, fused)
         cfg = model.cfg
         self._scalars = {name: np.zeros((), dtype=np.int64) for name in SCALARS[1:]}
         self._empty = torch.zeros(1, cfg.n_head, 1, cfg.head_dim)  # no whole buffer
@@ -85,6 +144,8 @@ class OnnxDecoder:
         if whole is not None:
             whole[:, :, :, :, live:].zero_()
         cfg, B = self.model.cfg, cache.batch
+        if isinstance(self.session, LazySession):
+            self.session = self.session.get()
         b = self._binding = self.session.io_binding()
         self._tokens = np.zeros(B, dtype=np.int64)
         self._logits = torch.empty(B, cfg.vocab_size)
@@ -111,6 +172,17 @@ class OnnxDecoder:
         check_context(self.model, cache)
         self.model.check_bar_pos(bar_pos, tuple(tokens.shape))
         cache.check_room(1)
+        if self._fused is not None and cache.shared is None and cache.batch == 1:
+            logits = self._fused.step(tokens, cache)
+            cache.advance(1)
+            return logits
+        return self._step_graph(tokens, cache, bar_pos)
+
+    @torch.inference_mode()
+    def _step_graph(
+        self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The step graph's step: any batch, a shared segment or not."""
         self._rebind(cache)
         own = cache.own_len
         whole, live = _whole_buffer(cache)

@@ -1,8 +1,10 @@
 """The exported decoding step on disk, keyed by the checkpoint's checksum.
 
-``CACHE_DIR/step-<checksum>.onnx`` holds the graph (weights inside), and
-``step-<checksum>.json`` beside it what it was built from: the checksum, the model
-config, the step's format version and the graph file's own SHA-256. A file that does
+``CACHE_DIR/step-<checksum>.onnx`` holds the graph (weights inside), and, for a
+model ONNX Runtime's fused attention can run, ``step-<checksum>.fused.onnx`` the
+batch-1 step with it (:mod:`tunesmith.model.fused_graph`); ``step-<checksum>.json``
+beside them says what they were built from: the checksum, the model config, the
+step's format version and each graph file's own SHA-256. A file that does
 not match (stale format, another checkpoint, truncated or altered bytes) is rebuilt
 with a one-line notice on stderr; files are written under a temporary name and
 renamed into place, so a kill mid-build never leaves a half-written artifact in use.
@@ -25,8 +27,9 @@ from typing import Any
 
 from tunesmith.model.transformer import Transformer
 
-# Bump when StepGraph's inputs, outputs or computation change: older files are then stale.
-STEP_FORMAT = 2
+# Bump when StepGraph's or FusedStepGraph's inputs, outputs or computation change (or
+# the files kept): older files are then stale. 3: the fused batch-1 graph.
+STEP_FORMAT = 3
 
 
 def cache_dir() -> Path:
@@ -49,6 +52,10 @@ class StepArtifact:
         return self.folder / f"step-{self.checksum}.onnx"
 
     @property
+    def fused(self) -> Path:
+        return self.folder / f"step-{self.checksum}.fused.onnx"
+
+    @property
     def meta(self) -> Path:
         return self.folder / f"step-{self.checksum}.json"
 
@@ -62,7 +69,7 @@ class StepArtifact:
             return "missing"
         try:
             meta = json.loads(self.meta.read_text())
-            data = self.graph.read_bytes()
+            digests = {key: _sha256(path) for key, path in self._graphs(model).items()}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             return f"unreadable ({type(err).__name__})"
         if not isinstance(meta, dict):
@@ -71,25 +78,40 @@ class StepArtifact:
             return f"from another checkpoint ({meta.get('checksum')})"
         if meta.get("format") != STEP_FORMAT or meta.get("model") != model.cfg.to_dict():
             return "stale (another format or model config)"
-        if meta.get("sha256") != hashlib.sha256(data).hexdigest():
+        if any(meta.get(key) != digest for key, digest in digests.items()):
             return "truncated or altered (its checksum does not match)"
         return None
 
+    def _graphs(self, model: Transformer) -> dict[str, Path]:
+        """The graph files ``model`` has, by the metadata key of their SHA-256."""
+        from tunesmith.model.fused_graph import supports_fused
+
+        graphs = {"sha256": self.graph}
+        if supports_fused(model):
+            graphs["fused_sha256"] = self.fused
+        return graphs
+
     def build(self, model: Transformer) -> None:
-        """Export ``model``'s step to the graph file, then write the metadata."""
+        """Export ``model``'s steps to the graph files, then write the metadata."""
+        from tunesmith.model.fused_graph import export_fused_step
         from tunesmith.model.step_graph import export_step
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".step-", suffix=".tmp")
-        os.close(fd)
+        graphs = self._graphs(model)
+        exporters = {"sha256": export_step, "fused_sha256": export_fused_step}
+        tmps = {key: _temp_file(self.folder) for key in graphs}
         try:
-            export_step(model, tmp)
-            digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-            # Metadata first, the graph last: a kill in between leaves a mismatch, rebuilt.
-            _write_atomic(self.meta, json.dumps({**self.expected(model), "sha256": digest}))
-            os.replace(tmp, self.graph)
+            digests = {}
+            for key, tmp in tmps.items():
+                exporters[key](model, tmp)
+                digests[key] = _sha256(tmp)
+            # Metadata first, the graphs last: a kill in between leaves a mismatch, rebuilt.
+            _write_atomic(self.meta, json.dumps({**self.expected(model), **digests}))
+            for key, tmp in tmps.items():
+                os.replace(tmp, graphs[key])
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            for tmp in tmps.values():
+                tmp.unlink(missing_ok=True)
 
     def ensure(self, model: Transformer) -> Path:
         """The graph file, (re)built first when it is missing or does not match ``model``."""
@@ -100,6 +122,16 @@ class StepArtifact:
                       file=sys.stderr)  # fmt: skip
             self.build(model)
         return self.graph
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _temp_file(folder: Path) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".step-", suffix=".tmp")
+    os.close(fd)
+    return Path(tmp)
 
 
 def _write_atomic(path: Path, text: str) -> None:

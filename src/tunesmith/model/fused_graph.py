@@ -1,0 +1,150 @@
+"""The batch-1 decoding step with ONNX Runtime's fused attention, from the reference modules.
+
+:class:`~tunesmith.model.step_graph.StepGraph` writes attention out of small operators
+over the cache's whole capacity (masked), which a step of a batch-1 decoding pays for
+at every token. Here attention is ONNX Runtime's ``GroupQueryAttention`` contrib
+operator (as many key/value heads as query heads): it rotates the query and key
+(the model's own rotary tables), appends the new key and value to the cache's buffers
+*in place* (the buffers are bound as both its past input and its present output),
+and attends over the live positions only. Everything else (embedding, norms,
+projections, feed-forward, head) is the reference model's modules, as in StepGraph.
+
+Inputs: ``tokens`` ``(1,)``, ``pos`` (original style only: its position table),
+``past`` (0-d int64, the tokens already in the buffers, also the new token's
+position), and per layer the cache's storage ``sk{i}``, ``sv{i}`` ``(1, H, N, D)``.
+Outputs: ``logits`` ``(1, V)``, then ``present_k{i}``, ``present_v{i}`` (the same
+buffers, bound to the same memory). The buffers' positions past ``past`` are never read.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+from torch import nn
+
+from tunesmith.model.step_graph import OPSET, _rms_norm_symbolic
+from tunesmith.model.transformer import Transformer
+
+
+def supports_fused(model: Transformer) -> bool:
+    """Whether the fused graph can run the model: ONNX Runtime's operator rotates heads of a
+    multiple of 16, and the graph has no input for positions in the bar (yet): such models
+    run the step graph."""
+    if model.cfg.bar_positions:
+        return False
+    return model.cfg.style != "modern" or model.cfg.head_dim % 16 == 0
+
+
+def fused_input_names(model: Transformer) -> list[str]:
+    """The fused graph's inputs, in order (``pos`` for the original style only)."""
+    scalars = ["tokens", "past"] if model.cfg.style == "modern" else ["tokens", "pos", "past"]
+    return [*scalars, *(f"s{kv}{i}" for i in range(model.cfg.n_layer) for kv in "kv")]
+
+
+def fused_output_names(model: Transformer) -> list[str]:
+    """``logits`` then each layer's present key and value (the buffers, written in place)."""
+    return ["logits", *(f"present_{kv}{i}" for i in range(model.cfg.n_layer) for kv in "kv")]
+
+
+class _GroupQueryAttention(torch.autograd.Function):
+    """``com.microsoft::GroupQueryAttention`` over packed qkv ``(1, 1, 3C)``; traced only."""
+
+    @staticmethod
+    def forward(ctx: Any, qkv: torch.Tensor, past_k: torch.Tensor, past_v: torch.Tensor,
+                seqlens: torch.Tensor, total: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                heads: int, rotary: bool) -> tuple[torch.Tensor, ...]:  # fmt: skip
+        # Shapes for the tracer; ONNX Runtime computes the values.
+        out = qkv.new_zeros(qkv.shape[0], qkv.shape[1], qkv.shape[2] // 3)
+        return out, past_k.clone(), past_v.clone()
+
+    @staticmethod
+    def symbolic(g: Any, qkv: Any, past_k: Any, past_v: Any, seqlens: Any, total: Any,
+                 cos: Any, sin: Any, heads: int, rotary: bool) -> Any:  # fmt: skip
+        none = g.op("prim::Constant")
+        none.setType(torch._C.OptionalType.ofTensor())
+        inputs = [qkv, none, none, past_k, past_v, seqlens, total]
+        if rotary:
+            inputs += [cos, sin]
+        return g.op(
+            "com.microsoft::GroupQueryAttention", *inputs, num_heads_i=heads,
+            kv_num_heads_i=heads, do_rotary_i=int(rotary), rotary_interleaved_i=0, outputs=3,
+        )  # fmt: skip
+
+
+class FusedStepGraph(nn.Module):
+    """``forward(tokens, [pos,] past, *buffers) -> (logits, *presents)``: see the module."""
+
+    def __init__(self, model: Transformer) -> None:
+        super().__init__()
+        self.model = model
+        self.rotary = model.cfg.style == "modern"
+        if self.rotary:
+            self.cos, self.sin = model.rope_cos, model.rope_sin
+        else:  # unused (no rotation), but the operator's signature wants tensors
+            self.cos = self.sin = torch.zeros(1)
+
+    def forward(self, tokens: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        m = self.model
+        x = m.embed(tokens)  # (1, C)
+        if not self.rotary:
+            pos, inputs = inputs[0], inputs[1:]
+            x = x * math.sqrt(m.cfg.d_model) + m.pos_table[pos]
+        past, buffers = inputs[0], inputs[1:]
+        seqlens = past.to(torch.int32).reshape(1)
+        total = (past + 1).to(torch.int32)
+        presents: list[torch.Tensor] = []
+        for i, blk in enumerate(m.blocks):
+            kv = (buffers[2 * i], buffers[2 * i + 1], seqlens, total)
+            if blk.pre_norm:
+                y = self._attention(blk, blk.norm1(x), kv, presents)
+                x = x + y
+                x = x + blk.ff(blk.norm2(x))
+            else:
+                x = blk.norm1(x + self._attention(blk, x, kv, presents))
+                x = blk.norm2(x + blk.ff(x))
+        return (m.head(m.final_norm(x)), *presents)
+
+    def _attention(self, blk: nn.Module, x: torch.Tensor, kv: tuple[torch.Tensor, ...],
+                   presents: list[torch.Tensor]) -> torch.Tensor:  # fmt: skip
+        """The block's attention output ``(1, C)``; its present buffers go to ``presents``."""
+        qkv = blk.attn.qkv(x)[:, None]  # (1, 1, 3C): one token
+        y, k, v = _GroupQueryAttention.apply(
+            qkv, *kv, self.cos, self.sin, self.model.cfg.n_head, self.rotary
+        )
+        presents.extend([k, v])
+        return blk.attn.proj(y[:, 0])
+
+
+def fused_example_inputs(model: Transformer, length: int = 8) -> tuple[torch.Tensor, ...]:
+    """Inputs of the right kinds for tracing."""
+    cfg = model.cfg
+    scalars = [torch.zeros(1, dtype=torch.long)]
+    scalars += [torch.tensor(3, dtype=torch.long)] * (1 if cfg.style == "modern" else 2)
+    bufs = [torch.zeros(1, cfg.n_head, length, cfg.head_dim) for _ in range(2 * cfg.n_layer)]
+    return (*scalars, *bufs)
+
+
+def export_fused_step(model: Transformer, path: str | Path | BinaryIO) -> None:
+    """Write the fused batch-1 step of ``model`` (fp32, weights inside) as ONNX to ``path``."""
+    if next(model.parameters()).dtype != torch.float32:
+        raise ValueError("the ONNX step is exported from a float32 model")
+    names, outputs = fused_input_names(model), fused_output_names(model)
+    dynamic = {n: {2: "N"} for n in names if n.startswith("s")}
+    dynamic.update({n: {2: "N"} for n in outputs[1:]})
+    was_training = model.training
+    graph = FusedStepGraph(model).eval()
+    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
+    try:
+        with torch.no_grad():
+            torch.onnx.export(
+                graph, fused_example_inputs(model), path if hasattr(path, "write") else str(path),
+                input_names=names, output_names=outputs, dynamic_axes=dynamic,
+                opset_version=OPSET, dynamo=False,
+                custom_opsets={"com.microsoft": 1},
+            )  # fmt: skip
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::rms_norm", OPSET)
+        model.train(was_training)
