@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -140,3 +142,23 @@ def test_zoomed_and_whole_views_differ():
     assert count(zoomed, NEW_COLOUR) > 4 * count(whole, NEW_COLOUR)
     with pytest.raises(BadParameterError, match="view"):
         draw_pianoroll(grid, roles=roles, view=(50, 50))
+
+
+def test_a_drawn_roll_frees_its_pixel_buffer_without_the_garbage_collector():
+    # A figure's artists form reference cycles that a busy server collects only every
+    # few dozen rolls; the 2 MB renderer must not wait in them (issue 12, item 6).
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    def renderers() -> int:
+        return sum(isinstance(o, RendererAgg) for o in gc.get_objects())
+
+    grid = np.array([[i * 4, 48 + i % 24, 4] for i in range(64)])
+    gc.collect()
+    gc.disable()
+    try:
+        before = renderers()
+        for _ in range(3):
+            draw_pianoroll(grid, 16, title="t", highlight=(16, 48))
+        assert renderers() == before
+    finally:
+        gc.enable()
