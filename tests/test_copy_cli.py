@@ -46,6 +46,8 @@ REFUSED = {
     "penalty below 1": (["--repetition-penalty", "0.5"], "--repetition-penalty"),
     "penalty not finite": (["--repetition-penalty", "nan"], "--repetition-penalty"),
     "negative n-gram": (["--no-repeat-ngram-size", "-2"], "--no-repeat-ngram-size"),
+    "repeat bias below 1": (["--repeat-bias", "0.5"], "--repeat-bias"),
+    "repeat bias above 100": (["--repeat-bias", "1000"], "--repeat-bias"),
 }
 
 

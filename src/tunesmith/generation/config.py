@@ -118,6 +118,12 @@ class GenerationConfig:
         "by P (1 = off)", float, "--repetition-penalty", low=1.0, high=100.0, ui="slider",
         ui_high=3.0, ui_step=0.05,
     )  # fmt: skip
+    repeat_bias: float = knob(
+        1.0, "multiply by B the odds of the token that continues an earlier bar (1, 2, 4 or 8 "
+        "bars back) which the current bar repeats so far, note for note (pairs tokenizer; "
+        "1 = off)", float, "--repeat-bias", low=1.0, high=100.0, ui="slider", ui_high=30.0,
+        ui_step=0.5,
+    )  # fmt: skip
     no_repeat_ngram_size: int = knob(
         0, "never repeat N consecutive notes (pitch and duration) of the piece: the pitch that "
         "would is banned (0 = off)", int, "--no-repeat-ngram-size", low=0, high=1000,

@@ -1,8 +1,9 @@
 """The rules over each row's notes that ``GenerationConfig`` asks for: copy guard and repeats.
 
 ``max_copy`` (:mod:`~tunesmith.generation.copy_rule`), ``no_repeat_ngram_size``
-(:mod:`~tunesmith.generation.no_repeat`) and ``repetition_penalty``
-(:mod:`~tunesmith.generation.repetition_penalty`) all read the notes before the next
+(:mod:`~tunesmith.generation.no_repeat`), ``repetition_penalty``
+(:mod:`~tunesmith.generation.repetition_penalty`) and ``repeat_bias``
+(:mod:`~tunesmith.generation.repeat_bias`) all read the notes before the next
 one, the prompt's included, so each is built from the prompt's ids.
 """
 
@@ -16,6 +17,7 @@ from tunesmith.generation.copy_rule import CopyRule
 from tunesmith.generation.copyguard import CopyGuard
 from tunesmith.generation.grammar import Rule
 from tunesmith.generation.no_repeat import NoRepeatNgramRule
+from tunesmith.generation.repeat_bias import RepeatBias
 from tunesmith.generation.repetition_penalty import RepetitionPenalty
 
 DEFAULT_MAX_COPY = GenerationConfig().max_copy
@@ -31,6 +33,8 @@ def check_seed_encoding(cfg: GenerationConfig, seed_encoding: bool) -> None:
         )
     if cfg.repetition_penalty != 1.0:
         raise BadParameterError("needs a model with the pairs encoding", field="repetition_penalty")
+    if cfg.repeat_bias != 1.0:
+        raise BadParameterError("needs a model with the pairs encoding", field="repeat_bias")
 
 
 def note_rules(
@@ -44,4 +48,6 @@ def note_rules(
         rules.append(NoRepeatNgramRule(cfg.no_repeat_ngram_size, prompt_ids))
     if cfg.repetition_penalty != 1.0:
         rules.append(RepetitionPenalty(cfg.repetition_penalty, prompt_ids))
+    if cfg.repeat_bias != 1.0:
+        rules.append(RepeatBias(cfg.repeat_bias, prompt_ids))
     return rules

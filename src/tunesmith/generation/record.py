@@ -114,7 +114,12 @@ class Replay:
 
 
 # Knobs newer than some records, with the value that replays an older record unchanged (off).
-BEFORE_THE_KNOB = {"max_copy": 0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+BEFORE_THE_KNOB = {
+    "max_copy": 0,
+    "repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "repeat_bias": 1.0,
+}
 
 
 def load_record(path: str | os.PathLike[str]) -> Replay:
