@@ -24,6 +24,8 @@ import numpy as np
 import torch
 
 from tunesmith.generation.grammar import PairGrammar
+from tunesmith.tokenization.bar_clock import ClockState
+from tunesmith.tokenization.bar_clock import step as clock_step
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import (
     DUR_OFFSET,
@@ -38,34 +40,43 @@ Note = tuple[int, int, int]  # (position in the bar, pitch, duration)
 
 
 class BarNotes:
-    """One row's clock and the notes of its recent bars, from the tokens it takes."""
+    """One row's clock and the notes of its recent bars, from the tokens it takes.
+
+    Time is :mod:`tunesmith.tokenization.bar_clock`'s (one definition of how tokens
+    advance it, fill-in-the-middle layout included).
+    """
 
     def __init__(self) -> None:
-        self.step = 0  # grid step since the piece's start
+        self.clock = ClockState(0)
         self.pending = -1  # the pitch id or SEP awaiting a duration, else -1
         self.bars: dict[int, list[Note]] = {}  # bar index -> its notes in token order
 
+    @property
+    def step(self) -> int:
+        """Grid step since the piece's start where the next note would start."""
+        return self.clock.time
+
     def copy(self) -> BarNotes:
         out = BarNotes()
-        out.step, out.pending = self.step, self.pending
+        out.clock, out.pending = self.clock, self.pending
         out.bars = {b: list(notes) for b, notes in self.bars.items()}
         return out
 
     def take(self, t: int) -> None:
-        """Follow one token (specials and other ids leave the clock alone)."""
+        """Follow one token (specials and other ids leave the notes alone)."""
+        before, self.clock = self.clock, clock_step(self.clock, t)
         if t == SEP or PITCH_OFFSET <= t < DUR_OFFSET:
             self.pending = t
             return
         if DUR_OFFSET <= t < DUR_OFFSET + N_DURATIONS and self.pending >= 0:
-            dur = t - DUR_OFFSET
             if self.pending == SEP:
-                self.step += dur
                 bar = self.step // STEPS_PER_BAR
                 for old in [b for b in self.bars if b < bar - max(BARS_BACK)]:
                     del self.bars[old]
             else:
-                bar, pos = divmod(self.step, STEPS_PER_BAR)
-                self.bars.setdefault(bar, []).append((pos, self.pending - PITCH_OFFSET, dur))
+                bar, pos = divmod(before.time, STEPS_PER_BAR)
+                note = (pos, self.pending - PITCH_OFFSET, t - DUR_OFFSET)
+                self.bars.setdefault(bar, []).append(note)
         self.pending = -1
 
     def continuations(self) -> set[int]:
