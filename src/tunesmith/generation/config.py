@@ -50,11 +50,11 @@ class GenerationConfig:
         "--seconds)", bool, "--end", ui="checkbox", ui_label="End on the tonic",
     )  # fmt: skip
     top_k_notes: int = knob(
-        8, "top-k: candidates for a pitch (or a rest)", int, "--top-k-notes", low=1,
+        16, "top-k: candidates for a pitch (or a rest)", int, "--top-k-notes", low=1,
         searches=("top_k",), ui="slider", ui_high=64,
     )  # fmt: skip
     top_k_durations: int = knob(
-        4, "top-k: candidates for a duration", int, "--top-k-durations", low=1,
+        16, "top-k: candidates for a duration", int, "--top-k-durations", low=1,
         searches=("top_k",), ui="slider", ui_high=32,
     )  # fmt: skip
     top_k_offset: int = knob(
