@@ -22,15 +22,17 @@ from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.midi_io import save_midi
 from tunesmith.tokenization.pairs import PairTokenizer
 
+# Greedy and beam: with their default repetition remedies (no_repeat_ngram_size 4,
+# repetition_penalty 1.2) since 2026-12-01; top_k: 16 pitch and 16 duration candidates.
 CASES = {
-    ("greedy", False): "34db68e4f169a723",
-    ("greedy", True): "8dd574e7edb88e8f",
+    ("greedy", False): "f693bc3994179f9b",
+    ("greedy", True): "0237f10e0eb7c239",
     ("top_k", False): "9a44224e3f67aaf5",
     ("top_k", True): "2628ac4a7f7ec7cb",
     ("top_p", False): "5f02de86e983769e",
     ("top_p", True): "c87b0b8d3e9f8af8",
-    ("beam", False): "0b97be8b460ce1e6",
-    ("beam", True): "0d5cca2cce912675",
+    ("beam", False): "e119cf45f2101719",
+    ("beam", True): "de57487476755909",
 }
 
 
@@ -58,3 +60,28 @@ def test_same_seed_same_bytes_as_pinned(
     path = save_midi(result.score, tmp_path / "out.mid")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     assert digest == CASES[(search, prompted)], f"{search} prompted={prompted}: {digest}"
+
+
+# Greedy and beam before their repetition remedies became their defaults (asked for
+# explicitly off, they must still give exactly these bytes).
+REMEDIES_OFF = {
+    ("greedy", False): "34db68e4f169a723",
+    ("greedy", True): "8dd574e7edb88e8f",
+    ("beam", False): "0b97be8b460ce1e6",
+    ("beam", True): "0d5cca2cce912675",
+}
+
+
+@pytest.mark.parametrize(("search", "prompted"), sorted(REMEDIES_OFF))
+def test_remedies_off_give_the_earlier_bytes(
+    fixed_generator: Generator, tmp_path: Path, search: str, prompted: bool
+) -> None:
+    prompt = make_score(melody(12, 62), melody(4, 43, 960)) if prompted else None
+    params = {"beam_width": 3} if search == "beam" else {}
+    result = fixed_generator.generate(
+        prompt, notes=40, search=search, seed=7, creativity=20, no_repeat_ngram_size=0,
+        repetition_penalty=1.0, **params
+    )  # fmt: skip
+    path = save_midi(result.score, tmp_path / "out.mid")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert digest == REMEDIES_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"

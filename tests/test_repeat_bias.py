@@ -13,7 +13,7 @@ from tunesmith.errors import BadParameterError
 from tunesmith.evaluation.texture import repeated_bar_rate
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.generator import Generator
-from tunesmith.generation.note_rules import check_seed_encoding
+from tunesmith.generation.note_rules import check_pairs_encoding
 from tunesmith.generation.record import load_record
 from tunesmith.generation.repeat_bias import RepeatBias
 from tunesmith.model import Transformer, preset
@@ -124,4 +124,4 @@ def test_bad_values_and_other_tokenizers_are_refused() -> None:
         with pytest.raises(BadParameterError, match="repeat_bias"):
             GenerationConfig(repeat_bias=bad)
     with pytest.raises(BadParameterError, match="^repeat_bias: needs a model with the pairs"):
-        check_seed_encoding(GenerationConfig(repeat_bias=3.0), seed_encoding=False)
+        check_pairs_encoding(GenerationConfig(repeat_bias=3.0), seed_encoding=False)

@@ -66,7 +66,7 @@ class BigramModel(torch.nn.Module):
     def new_cache(self, batch: int = 1) -> KVCache:
         return KVCache(1, 1, 1, batch, self.cfg.context)
 
-    def forward(self, ids, targets=None, cache=None, last_only=False):
+    def forward(self, ids, targets=None, cache=None, last_only=False, bar_pos=None):
         if cache is not None:
             cache.advance(ids.shape[1])
         logits = self.table[ids]  # (B, T, V)

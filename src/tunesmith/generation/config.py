@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from tunesmith.errors import BadParameterError
@@ -113,10 +113,12 @@ class GenerationConfig:
         "the model's memorisation index; 0 = off)", int, "--max-copy", low=0, high=100_000,
         ui="number", ui_label="Max notes copied from training (0 = off)",
     )  # fmt: skip
-    repetition_penalty: float = knob(
-        1.0, "divide positive (multiply negative) logits of the pitches of the last 64 notes "
-        "by P (1 = off)", float, "--repetition-penalty", low=1.0, high=100.0, ui="slider",
-        ui_high=3.0, ui_step=0.05,
+    repetition_penalty: float | None = knob(
+        None, "divide positive (multiply negative) logits of the pitches of the last 64 notes "
+        "by P (1 = off; default: 1.2 for greedy and beam, off for sampling)", float,
+        "--repetition-penalty", low=1.0, high=100.0, optional=True, ui="number", ui_low=0.0,
+        ui_step=0.05, ui_off=0.0, ui_label="Repetition penalty (0 = the search's default)",
+        by_search=(("greedy", 1.2), ("beam", 1.2)), off=1.0,
     )  # fmt: skip
     repeat_bias: float = knob(
         1.0, "multiply by B the odds of the token that continues an earlier bar (1, 2, 4 or 8 "
@@ -124,10 +126,12 @@ class GenerationConfig:
         "1 = off)", float, "--repeat-bias", low=1.0, high=100.0, ui="slider", ui_high=30.0,
         ui_step=0.5,
     )  # fmt: skip
-    no_repeat_ngram_size: int = knob(
-        0, "never repeat N consecutive notes (pitch and duration) of the piece: the pitch that "
-        "would is banned (0 = off)", int, "--no-repeat-ngram-size", low=0, high=1000,
-        ui="number",
+    no_repeat_ngram_size: int | None = knob(
+        None, "never repeat N consecutive notes (pitch and duration) of the piece: the pitch "
+        "that would is banned (0 = off; default: 4 for greedy and beam, off for sampling)", int,
+        "--no-repeat-ngram-size", low=0, high=1000, optional=True, ui="number", ui_low=-1,
+        ui_off=-1, ui_label="No-repeat n-gram (-1 = the search's default)",
+        by_search=(("greedy", 4), ("beam", 4)), off=0,
     )  # fmt: skip
     seed: int = knob(
         0, "random seed; the same seed gives the same music", int, "--seed", low=0,
@@ -176,6 +180,19 @@ class GenerationConfig:
         """The parsed ``chords``, or None for no chart."""
         return ChordChart.parse(self.chords) if self.chords is not None else None
 
+    def resolved(self, by_search: bool = True) -> GenerationConfig:
+        """This config with each search-dependent default (``None``) replaced by its value
+        for ``search`` (greedy and beam loop on a few pitches without the repetition
+        remedies, which would cost sampled music its bass and variety of texture), or by
+        its ``off`` value when ``by_search`` is False (a model they cannot apply to)."""
+        given = {
+            f.name: knob_of(f).default_for(self.search) if by_search else knob_of(f).off
+            for f in fields(self)
+            if knob_of(f).by_search or knob_of(f).off is not None
+            if getattr(self, f.name) is None
+        }
+        return replace(self, **given) if given else self
+
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (JSON-ready)."""
         return asdict(self)
@@ -223,7 +240,6 @@ def knob_table() -> str:
             allowed = "true/false" if k.kind is bool else "text"
         allowed += " or none" if k.optional else ""
         searches = "all" if set(k.searches) == set(SEARCHES) else ", ".join(k.searches)
-        lines.append(
-            f"| `{name}` | `{k.flag}` | {defaults[name]} | {allowed} | {searches} | {k.help} |"
-        )
+        default = "by search" if k.by_search else defaults[name]
+        lines.append(f"| `{name}` | `{k.flag}` | {default} | {allowed} | {searches} | {k.help} |")
     return "\n".join(lines) + "\n"

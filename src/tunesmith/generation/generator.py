@@ -22,7 +22,7 @@ from tunesmith.generation.ending import bars_for_seconds
 from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
 from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
-from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_seed_encoding, note_rules
+from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_pairs_encoding, note_rules
 from tunesmith.generation.search import Callback, Decoded, beam_search, sample
 from tunesmith.generation.training_notes import (
     INDEX_FILE,
@@ -350,7 +350,7 @@ class Generator:
         self, config: GenerationConfig | None, params: dict[str, Any], callback: object
     ) -> GenerationConfig:
         """The config a call asks for, and its callback and top-k offset, checked."""
-        cfg = _config(config, params)
+        cfg = _config(config, params).resolved(isinstance(self.tokenizer, PairTokenizer))
         if callback is not None and not callable(callback):
             raise BadParameterError("must be a function or None", field="callback")
         check_candidates(self.tokenizer, cfg)
@@ -381,7 +381,7 @@ class Generator:
     ) -> list[Rule]:
         """The copy guard and repetition rules; ``explicit``: ``max_copy`` was given by name."""
         seed = isinstance(self.tokenizer, PairTokenizer)
-        check_seed_encoding(cfg, seed)
+        check_pairs_encoding(cfg, seed)
         guard = None
         if cfg.max_copy:
             asked = explicit or cfg.max_copy != DEFAULT_MAX_COPY

@@ -24,7 +24,10 @@ class Knob:
     (``low_open``: ``low`` itself is refused); ``optional`` lets ``None`` through (no
     limit, or the other length unit). ``ui`` names the web control (``None``: CLI and
     API only), ``ui_high`` ends a slider where ``high`` is absent or too far, ``ui_off``
-    is the UI value that means ``None``, and ``searches`` are the searches that read it.
+    is the UI value that means ``None`` (``ui_low`` starts the control there when it lies
+    below ``low``), and ``searches`` are the searches that read it. ``by_search`` gives a
+    knob whose default (``None``) depends on the search: the value per search, and
+    ``off`` for the others (:meth:`GenerationConfig.resolved`).
     """
 
     help: str
@@ -42,7 +45,14 @@ class Knob:
     ui_high: float | None = None
     ui_step: float = 1
     ui_off: Any = None
+    ui_low: float | None = None
     suggestions: tuple[str, ...] = ()
+    by_search: tuple[tuple[str, Any], ...] = ()
+    off: Any = None
+
+    def default_for(self, search: str) -> Any:
+        """The value ``None`` stands for under ``search`` (a knob with ``by_search``)."""
+        return dict(self.by_search).get(search, self.off)
 
     def bounds_text(self) -> str:
         """The allowed range in words, e.g. ``in 1-64``, ``in (0, 100]``, ``at least 1``."""

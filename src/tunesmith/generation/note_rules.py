@@ -23,9 +23,9 @@ from tunesmith.generation.repetition_penalty import RepetitionPenalty
 DEFAULT_MAX_COPY = GenerationConfig().max_copy
 
 
-def check_seed_encoding(cfg: GenerationConfig, seed_encoding: bool) -> None:
+def check_pairs_encoding(cfg: GenerationConfig, pairs_encoding: bool) -> None:
     """Refuse the repetition knobs on a model whose tokens are not the pairs encoding's notes."""
-    if seed_encoding:
+    if pairs_encoding:
         return
     if cfg.no_repeat_ngram_size:
         raise BadParameterError(

@@ -40,6 +40,7 @@ def control_specs() -> list[ControlSpec]:
             continue
         value = defaults[name] if defaults[name] is not None else k.ui_off
         low = k.low if k.low is None or not k.low_open else k.low + k.ui_step  # low refused
+        low = k.ui_low if k.ui_low is not None else low  # room for the "default" value
         specs.append(
             ControlSpec(
                 name=name,
