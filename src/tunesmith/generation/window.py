@@ -48,19 +48,17 @@ class CachedWindow:
             self.pos = torch.from_numpy(self.clock.feed_prompt(prompt).astype(np.int64))[None]
         self.cache = self.model.new_cache(1)
         logits, _ = self.model(
-            self.ids[:, self.start :],
-            cache=self.cache,
-            last_only=True,
-            bar_pos=self._pos(self.start),
+            self.ids[:, self.start :], cache=self.cache, last_only=True, **self._pos(self.start)
         )
         self._logits = logits[:, -1]  # (B, V)
         self._pending: torch.Tensor | None = None  # tokens pushed but not yet through the model
 
     def _pos(
         self, start: int, stop: int | None = None, rows: int | None = None
-    ) -> torch.Tensor | None:
-        """Positions in the bar of ``ids[:rows, start:stop]`` (None for a model without them)."""
-        return None if self.pos is None else self.pos[:rows, start:stop]
+    ) -> dict[str, torch.Tensor]:
+        """``bar_pos``, the positions in the bar of ``ids[:rows, start:stop]``, as the keyword
+        the model takes; nothing for a model without them (which may not know the keyword)."""
+        return {} if self.pos is None else {"bar_pos": self.pos[:rows, start:stop]}
 
     @property
     def rows(self) -> int:
@@ -100,8 +98,8 @@ class CachedWindow:
         if self.cache.length >= self.context:
             self._slide()
         else:
-            bar_pos = None if self.pos is None else self.pos[:, -1]
-            self._logits = self.decoder.step(tokens, self.cache, bar_pos)
+            last = {} if self.pos is None else {"bar_pos": self.pos[:, -1]}
+            self._logits = self.decoder.step(tokens, self.cache, **last)
 
     def _slide(self) -> None:
         n = self.ids.shape[1]
@@ -109,19 +107,19 @@ class CachedWindow:
         window = self.ids[:, self.start :]  # (B, W)
         # The rows' common beginning (beams agree on their past but for the last
         # few tokens) is encoded once, as the shared segment; then each row's rest.
-        same = (window == window[:1]).all(dim=0).tolist() + [False]
+        same = window == window[:1]
+        if self.pos is not None:  # equal ids after different pasts may stand elsewhere in the bar
+            same &= self.pos[:, self.start :] == self.pos[:1, self.start :]
+        same = same.all(dim=0).tolist() + [False]
         common = min(same.index(False), window.shape[1] - 1) if self.rows > 1 else 0
         self.cache = self.model.new_cache(1)
         if common:
-            shared_pos = self._pos(self.start, self.start + common, rows=1)
-            self.model(window[:1, :common], cache=self.cache, bar_pos=shared_pos)
+            shared = self._pos(self.start, self.start + common, rows=1)
+            self.model(window[:1, :common], cache=self.cache, **shared)
         if self.rows > 1:
             self.cache.expand(self.rows)
         logits, _ = self.model(
-            window[:, common:],
-            cache=self.cache,
-            last_only=True,
-            bar_pos=self._pos(self.start + common),
+            window[:, common:], cache=self.cache, last_only=True, **self._pos(self.start + common)
         )
         self._logits = logits[:, -1]
 

@@ -76,8 +76,8 @@ class ReferenceDecoder:
     ) -> torch.Tensor:
         """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
         check_context(self.model, cache)
-        pos = None if bar_pos is None else bar_pos[:, None]
-        return self.model(tokens[:, None], cache=cache, bar_pos=pos)[0][:, -1]
+        pos = {} if bar_pos is None else {"bar_pos": bar_pos[:, None]}
+        return self.model(tokens[:, None], cache=cache, **pos)[0][:, -1]
 
 
 def _detach(t: torch.Tensor | None) -> torch.Tensor | None:
