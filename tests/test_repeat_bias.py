@@ -124,4 +124,4 @@ def test_bad_values_and_other_tokenizers_are_refused() -> None:
         with pytest.raises(BadParameterError, match="repeat_bias"):
             GenerationConfig(repeat_bias=bad)
     with pytest.raises(BadParameterError, match="^repeat_bias: needs a model with the pairs"):
-        check_pairs_encoding(GenerationConfig(repeat_bias=3.0), seed_encoding=False)
+        check_pairs_encoding(GenerationConfig(repeat_bias=3.0), pairs_encoding=False)

@@ -31,7 +31,7 @@ def check_pairs_encoding(cfg: GenerationConfig, pairs_encoding: bool) -> None:
         raise BadParameterError(
             "needs a model with the pairs encoding", field="no_repeat_ngram_size"
         )
-    if cfg.repetition_penalty != 1.0:
+    if cfg.repetition_penalty not in (None, 1.0):  # None: the search's default, resolved off
         raise BadParameterError("needs a model with the pairs encoding", field="repetition_penalty")
     if cfg.repeat_bias != 1.0:
         raise BadParameterError("needs a model with the pairs encoding", field="repeat_bias")
@@ -46,7 +46,7 @@ def note_rules(
         rules.append(CopyRule(guard, prompt_ids))
     if cfg.no_repeat_ngram_size:
         rules.append(NoRepeatNgramRule(cfg.no_repeat_ngram_size, prompt_ids))
-    if cfg.repetition_penalty != 1.0:
+    if cfg.repetition_penalty not in (None, 1.0):
         rules.append(RepetitionPenalty(cfg.repetition_penalty, prompt_ids))
     if cfg.repeat_bias != 1.0:
         rules.append(RepeatBias(cfg.repeat_bias, prompt_ids))
