@@ -76,7 +76,8 @@ def test_rss_is_bounded_over_100_generations():
         curve = []
         for i in range(WARM_UP + MEASURED):
             out = client.predict(**kwargs, **{seed_param: i}, api_name="/on_click")
-            assert "64 new" in out[2], f"generation {i} failed: {out[-1]}"
+            # A summary, not Gradio's "keep as is": it generated (maybe fewer notes, at EOS).
+            assert isinstance(out[2], str) and " new" in out[2], f"generation {i}: {out[-1]}"
             if (i + 1) % 10 == 0:
                 curve.append(round(rss_mb(proc.pid)))
     finally:
