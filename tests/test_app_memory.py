@@ -3,7 +3,7 @@
 Each generation used to leave its piano roll's 2 MB pixel buffer in reference cycles
 that the server collected only every few dozen generations, so its RSS grew by about
 2.8 MB a generation. Here a real server with the bundled model makes 10 warm-up and
-100 more generations of 64 notes through ``gradio_client``.
+100 more generations (64 notes asked) through ``gradio_client``.
 """
 
 from __future__ import annotations
