@@ -63,6 +63,7 @@ def generate_arguments(client: Any) -> tuple[dict[str, Any], str]:
 
 
 @pytest.mark.slow  # 110 generations with the bundled model: minutes
+@pytest.mark.timeout(3600)  # 110 generations outlast the suite's 600 s limit
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads RSS from /proc")
 def test_rss_is_bounded_over_100_generations():
     pytest.importorskip("gradio_client")
