@@ -70,12 +70,12 @@ def test_different_seeds_differ(gen):
 
 
 def test_beam_width_one_and_top_k_one_equal_greedy(gen, prompt):
-    greedy = gen.generate(prompt, search="greedy", notes=50)
-    assert gen.generate(prompt, search="beam", beam_width=1, notes=50).ids == greedy.ids
-    assert (
-        gen.generate(prompt, search="top_k", top_k_notes=1, top_k_durations=1, notes=50, seed=3).ids
-        == greedy.ids
-    )
+    # The same rules for all three (greedy and beam default to repetition remedies).
+    same = {"notes": 50, "no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
+    greedy = gen.generate(prompt, search="greedy", **same)
+    assert gen.generate(prompt, search="beam", beam_width=1, **same).ids == greedy.ids
+    top_k_one = {"top_k_notes": 1, "top_k_durations": 1, "seed": 3}
+    assert gen.generate(prompt, search="top_k", **top_k_one, **same).ids == greedy.ids
 
 
 def test_bars_length_and_long_runs_past_the_context(gen):

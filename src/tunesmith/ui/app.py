@@ -123,7 +123,10 @@ def _control(spec: ControlSpec) -> Any:
     if spec.kind == "dropdown":
         return gr.Dropdown(["", *spec.choices], allow_custom_value=True, **common)
     if spec.kind == "number":
-        return gr.Number(precision=0, minimum=0, **common)
+        # 0 (or a negative ui_low) is how some knobs say "none" / "the search's default".
+        minimum = min(0.0, spec.low if spec.low is not None else 0.0)
+        precision = 0 if float(spec.step).is_integer() else None
+        return gr.Number(precision=precision, minimum=minimum, step=spec.step, **common)
     if spec.kind == "checkbox":
         return gr.Checkbox(**common)
     return gr.Textbox(**common)
