@@ -13,7 +13,6 @@ from conftest import write_midi
 from tunesmith.cli.main import main
 from tunesmith.data.dataset import TokenCache, WindowDataset
 from tunesmith.data.infill import (
-    BAR_STEPS,
     assemble,
     fim_window,
     infill_prompt,
@@ -27,6 +26,7 @@ from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization import build_tokenizer, load_tokenizer, tokenizer_from_dict
 from tunesmith.tokenization.base import TokenKind
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import (
     BOS,
     DUR_OFFSET,
@@ -116,7 +116,7 @@ def test_fim_window_layout_and_round_trip() -> None:
         assert w is not None and len(w.ids) == 80
         seq = w.ids.tolist()
         start, stop = w.span
-        assert start % BAR_STEPS == 0 and stop % BAR_STEPS == 0 and stop > start
+        assert start % STEPS_PER_BAR == 0 and stop % STEPS_PER_BAR == 0 and stop > start
         head, gap, tail, mid = parts(seq)
         assert head[:2] == [BOS, PAD] and tail[-1] == EOS  # the window is the whole piece
         assert sum(d - DUR_OFFSET for d in gap) == stop - start

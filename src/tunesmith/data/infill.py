@@ -26,6 +26,7 @@ import numpy as np
 
 from tunesmith.errors import BadParameterError
 from tunesmith.tokenization.bar_clock import elapsed
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import (
     BOS,
     DUR_OFFSET,
@@ -41,8 +42,6 @@ from tunesmith.tokenization.pairs import (
     SUFFIX,
     PairTokenizer,
 )
-
-BAR_STEPS = 16  # a 4/4 bar on the 16th grid
 
 
 def wait_ids(steps: int, head: int = SEP) -> list[int]:
@@ -152,14 +151,14 @@ def choose_span(
     low = 0 if at_start else int(onsets[0]) + 1
     high = int(onsets[-1])
     if at_end:
-        high = -(-(high + 1) // BAR_STEPS) * BAR_STEPS
-    first, last = -(-low // BAR_STEPS), high // BAR_STEPS
+        high = -(-(high + 1) // STEPS_PER_BAR) * STEPS_PER_BAR
+    first, last = -(-low // STEPS_PER_BAR), high // STEPS_PER_BAR
     n = last - first
     if n < 1:
         return None
     k = int(rng.integers(1, max(1, (n + 1) // 2) + 1))
     a = int(rng.integers(first, last - k + 1))
-    return a * BAR_STEPS, (a + k) * BAR_STEPS
+    return a * STEPS_PER_BAR, (a + k) * STEPS_PER_BAR
 
 
 @dataclass(frozen=True)
@@ -235,12 +234,12 @@ def check_bars(grid: np.ndarray, bars: tuple[int, int]) -> tuple[int, int]:
     """``[start, stop)`` steps of bars ``first..last`` (1-based, inclusive) of a piece."""
     first, last = bars
     end = int((grid[:, 0] + grid[:, 2]).max()) if len(grid) else 0
-    n_bars = -(-end // BAR_STEPS)
+    n_bars = -(-end // STEPS_PER_BAR)
     if first < 1 or last < first:
         raise BadParameterError(f"--bars {first}-{last}: give first-last with 1 <= first <= last")
     if last > n_bars:
         raise BadParameterError(f"--bars {first}-{last}: the piece has only {n_bars} bars")
-    return (first - 1) * BAR_STEPS, last * BAR_STEPS
+    return (first - 1) * STEPS_PER_BAR, last * STEPS_PER_BAR
 
 
 def infill_prompt(

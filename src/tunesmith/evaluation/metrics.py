@@ -25,7 +25,7 @@ a quarter rest leaves no empty beat there). The tests check every value against
 MusPy's, the two time-span ones on notes shortened by one tick, which is exactly
 this convention.
 
-Bars are :data:`BAR_STEPS` (4/4) unless told otherwise: tunesmith writes 4/4, and
+Bars are :data:`STEPS_PER_BAR` (4/4) unless told otherwise: tunesmith writes 4/4, and
 corpora's time signatures are unreliable (617 of POP909's files say 1/4).
 """
 
@@ -40,9 +40,8 @@ import symusic
 
 from tunesmith.evaluation import texture
 from tunesmith.evaluation.overlap import histogram_overlap, overlapping_area
-from tunesmith.tokenization.midi_io import STEPS_PER_QUARTER, grid_notes
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR, STEPS_PER_QUARTER, grid_notes
 
-BAR_STEPS = 4 * STEPS_PER_QUARTER
 SCALAR_METRICS = (
     "pitch_class_entropy",
     "pitch_range",
@@ -152,7 +151,7 @@ def scale_consistency(notes: np.ndarray) -> float:
     return float((_SCALES @ counts).max() / len(notes))
 
 
-def groove_consistency(notes: np.ndarray, bar_steps: int = BAR_STEPS) -> float:
+def groove_consistency(notes: np.ndarray, bar_steps: int = STEPS_PER_BAR) -> float:
     """1 - mean Hamming distance of neighbouring bars' onset patterns; NaN under two bars."""
     if bar_steps < 1:
         raise ValueError(f"bar_steps must be positive, got {bar_steps}")
@@ -180,7 +179,7 @@ def duration_histogram(notes: np.ndarray) -> np.ndarray:
 
 
 def piece_metrics(
-    piece: symusic.Score | np.ndarray, bar_steps: int = BAR_STEPS
+    piece: symusic.Score | np.ndarray, bar_steps: int = STEPS_PER_BAR
 ) -> dict[str, float]:
     """Every scalar metric of one piece, by the names in :data:`SCALAR_METRICS`."""
     notes = as_grid(piece)
@@ -224,7 +223,7 @@ class MetricSet:
 
 
 def compute_metrics(
-    pieces: Iterable[symusic.Score | np.ndarray], bar_steps: int = BAR_STEPS
+    pieces: Iterable[symusic.Score | np.ndarray], bar_steps: int = STEPS_PER_BAR
 ) -> MetricSet:
     """Scalar metrics and histograms of every piece (Scores or grids)."""
     grids = [as_grid(p) for p in pieces]

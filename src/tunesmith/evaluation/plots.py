@@ -12,7 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from tunesmith.evaluation.metrics import BAR_STEPS, DURATION_LABELS, MetricSet
+from tunesmith.evaluation.metrics import DURATION_LABELS, MetricSet
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 REAL_COLOUR = "#4c72b0"
 GEN_COLOUR = "#e4572e"
@@ -112,8 +113,8 @@ def pianoroll_png(grid: np.ndarray, n_prompt_notes: int, title: str, path: str |
     notes = np.asarray(grid, dtype=np.int64).reshape(-1, 3)
     fig = Figure(figsize=(10, 3.6))
     ax = fig.add_subplot()
-    end = int((notes[:, 0] + notes[:, 2]).max()) if len(notes) else BAR_STEPS
-    end = max(BAR_STEPS, -(-end // BAR_STEPS) * BAR_STEPS)
+    end = int((notes[:, 0] + notes[:, 2]).max()) if len(notes) else STEPS_PER_BAR
+    end = max(STEPS_PER_BAR, -(-end // STEPS_PER_BAR) * STEPS_PER_BAR)
     for rows, colour in (
         (notes[:n_prompt_notes], PROMPT_COLOUR),
         (notes[n_prompt_notes:], GEN_COLOUR),
@@ -125,7 +126,7 @@ def pianoroll_png(grid: np.ndarray, n_prompt_notes: int, title: str, path: str |
                 [np.stack(c, 1) for c in ((x0, y0), (x0, y1), (x1, y1), (x1, y0))], axis=1
             )
             ax.add_collection(PolyCollection(boxes, facecolors=colour, edgecolors="none"))
-    for x in range(0, end + 1, BAR_STEPS):
+    for x in range(0, end + 1, STEPS_PER_BAR):
         ax.axvline(x, color="#c9ced6", linewidth=0.6, zorder=0)
     low, high = (int(notes[:, 1].min()), int(notes[:, 1].max())) if len(notes) else (60, 72)
     ax.set_xlim(0, end)

@@ -18,8 +18,8 @@ import numpy as np
 
 from tunesmith.errors import BadParameterError
 from tunesmith.evaluation.memorisation import MemorisationIndex
-from tunesmith.evaluation.metrics import BAR_STEPS
 from tunesmith.evaluation.plots import pianoroll_png
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 SEARCHES = ("greedy", "top_k", "top_p", "beam")
 DETERMINISTIC = ("greedy", "beam")  # from nothing, every seed gives the same piece
@@ -83,7 +83,7 @@ def rebase(rows: np.ndarray) -> np.ndarray:
     """Move notes so that the bar of the first one becomes bar 1 (keeps the beat phase)."""
     rows = np.asarray(rows, dtype=np.int64).reshape(-1, 3).copy()
     if len(rows):
-        rows[:, 0] -= (rows[:, 0].min() // BAR_STEPS) * BAR_STEPS
+        rows[:, 0] -= (rows[:, 0].min() // STEPS_PER_BAR) * STEPS_PER_BAR
     return rows
 
 

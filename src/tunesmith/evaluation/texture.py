@@ -21,18 +21,17 @@ import math
 
 import numpy as np
 
-from tunesmith.tokenization.midi_io import STEPS_PER_QUARTER
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 BASS_BELOW = 48  # MIDI pitch: notes strictly below it are bass
 LONG_NOTE_STEPS = 8  # 16th steps: a half note
-DEFAULT_BAR_STEPS = 4 * STEPS_PER_QUARTER  # 4/4
 
 
 def _rows(notes: np.ndarray) -> np.ndarray:
     return np.asarray(notes, dtype=np.int64).reshape(-1, 3)
 
 
-def repeated_bar_rate(notes: np.ndarray, bar_steps: int = DEFAULT_BAR_STEPS) -> float:
+def repeated_bar_rate(notes: np.ndarray, bar_steps: int = STEPS_PER_BAR) -> float:
     """Share of non-empty bars whose (position, pitch, duration) notes equal an earlier bar's."""
     if bar_steps < 1:
         raise ValueError(f"bar_steps must be positive, got {bar_steps}")

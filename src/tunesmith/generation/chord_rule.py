@@ -25,8 +25,9 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from tunesmith.generation.chords import BAR_STEPS, BassRule, ChordChart
+from tunesmith.generation.chords import BassRule, ChordChart
 from tunesmith.generation.grammar import PairGrammar, StatelessRule
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import (
     DUR_OFFSET,
     EOS,
@@ -45,7 +46,7 @@ NOTES_BEFORE_BASS = 3
 def first_bar_line(grammar: PairGrammar) -> int:
     """The first bar line at or after the step where the new notes begin (every row's)."""
     start = int(grammar.step[0] - grammar.elapsed[0])
-    return -(-start // BAR_STEPS) * BAR_STEPS
+    return -(-start // STEPS_PER_BAR) * STEPS_PER_BAR
 
 
 def pitch_token_rows(pitch_rows: np.ndarray, vocab_size: int) -> torch.Tensor:
@@ -105,7 +106,7 @@ class ChordRule(StatelessRule):
         chart stops (None: never)."""
         self.chart = chart
         self.bass = BassRule(chart, legal) if bass_root else None
-        self.stop = None if stop_bars is None else stop_bars * BAR_STEPS
+        self.stop = None if stop_bars is None else stop_bars * STEPS_PER_BAR
         self._origin: int | None = None
         self._pitch_rows = pitch_token_rows(chart.pitch_table(key), vocab_size)
         self._change_rows = self._bass_rows(key, vocab_size) if self.bass else None

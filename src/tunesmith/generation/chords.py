@@ -21,9 +21,8 @@ import numpy as np
 
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.constraints import TONICS
-from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
+from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW, STEPS_PER_BAR
 
-BAR_STEPS = 16  # a bar of 4/4 on the 16th-note grid
 BEAT_STEPS = 4
 STRONG_BEATS = (0, 8)  # beats 1 and 3, as steps within a bar
 PITCH_CLASSES = frozenset(range(12))
@@ -98,7 +97,7 @@ def parse_chord(symbol: str) -> Chord:
 
 def _beats_per_chord(n: int, bar: str) -> list[int]:
     """Whole beats for ``n`` chords sharing a 4-beat bar, the earlier chords taking the extra."""
-    beats = BAR_STEPS // BEAT_STEPS
+    beats = STEPS_PER_BAR // BEAT_STEPS
     if not 1 <= n <= beats:
         raise BadParameterError(
             f"--chords: bar {bar!r} has {n} chords (a bar takes 1 to {beats}, one beat at least each)"
@@ -194,7 +193,7 @@ def _allowed(chord: Chord, strong: bool, key: Iterable[int] | None) -> frozenset
 
 def is_strong_beat(step: int) -> bool:
     """Beats 1 and 3 of a 4/4 bar (steps 0 and 8 of every 16)."""
-    return step % BAR_STEPS in STRONG_BEATS
+    return step % STEPS_PER_BAR in STRONG_BEATS
 
 
 def range_pitch_classes(pitch_range: tuple[int, int] | None) -> frozenset[int]:

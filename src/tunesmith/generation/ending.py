@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from tunesmith.errors import BadParameterError
-from tunesmith.generation.chords import BAR_STEPS
 from tunesmith.generation.constraints import TONICS
-from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW
+from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW, STEPS_PER_BAR
 from tunesmith.tokenization.pairs import MAX_NOTE_STEPS
 
 TRIADS = {"major": (0, 4, 7), "minor": (0, 3, 7)}
@@ -36,7 +35,7 @@ def bars_for_seconds(seconds: float, bpm: float) -> int:
     if not seconds > 0 or not bpm > 0:
         raise BadParameterError(f"--seconds: must be a positive number, not {seconds}")
     beats = seconds * bpm / 60.0
-    return max(1, math.ceil(beats / (BAR_STEPS / STEPS_PER_BEAT) - 1e-9))
+    return max(1, math.ceil(beats / (STEPS_PER_BAR / STEPS_PER_BEAT) - 1e-9))
 
 
 def tonic_of_scale(text: str) -> int:
@@ -76,12 +75,12 @@ class EndingPlan:
     @property
     def chord_step(self) -> int:
         """First step of the last bar, where the final chord starts."""
-        return (self.bars - 1) * BAR_STEPS
+        return (self.bars - 1) * STEPS_PER_BAR
 
     @property
     def end_step(self) -> int:
         """The step where the piece ends (the last bar's end)."""
-        return self.bars * BAR_STEPS
+        return self.bars * STEPS_PER_BAR
 
     @property
     def lowest_tonic(self) -> int:

@@ -25,9 +25,9 @@ from tunesmith.generation.chord_rule import (
     narrow_row,
     pitch_token_rows,
 )
-from tunesmith.generation.chords import BAR_STEPS
 from tunesmith.generation.ending import EndingPlan
 from tunesmith.generation.grammar import PairGrammar, StatelessRule
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import DUR_OFFSET, EOS, MAX_NOTE_STEPS, MAX_WAIT_STEPS, SEP
 
 
@@ -42,7 +42,9 @@ class EndingRule(StatelessRule):
         ids = torch.arange(vocab_size)
         durations = (ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS)
         # Row d: a duration of exactly d steps (the final chord's notes), any other token.
-        self._exact = ~durations | (ids[None] == DUR_OFFSET + torch.arange(BAR_STEPS + 1)[:, None])
+        self._exact = ~durations | (
+            ids[None] == DUR_OFFSET + torch.arange(STEPS_PER_BAR + 1)[:, None]
+        )
         chord = plan.chord_step
         lows = np.stack([plan.allowed_pitches(chord, low) for low in range(N_PITCHES + 1)])
         self._chord_rows = pitch_token_rows(lows, vocab_size)  # by the lowest pitch started

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from tunesmith.data.infill import BAR_STEPS, InfillPrompt, assemble, infill_prompt
+from tunesmith.data.infill import InfillPrompt, assemble, infill_prompt
 from tunesmith.errors import BadCheckpointError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.infill_rule import GapRule
 from tunesmith.tokenization.base import Tokenizer
-from tunesmith.tokenization.midi_io import score_from_grid
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR, score_from_grid
 from tunesmith.tokenization.pairs import DUR_OFFSET, FILL_END, SEP, PairTokenizer
 
 MIDDLE_IDS_PER_STEP = 4  # room kept for the middle: two notes on every 16th, denser than most music
@@ -103,7 +103,7 @@ def plan_infill(
     whose gap leaves the model's context no room for a note, is refused naming ``bars``.
     """
     first, last = check_span(bars)
-    gap = (last - first + 1) * BAR_STEPS
+    gap = (last - first + 1) * STEPS_PER_BAR
     budget = prompt_budget(context, max(gap, 0))
     try:
         prompt = infill_prompt(grid, (first, last), max_tokens=budget)
