@@ -47,18 +47,23 @@ def fixed_generator() -> Generator:
     return Generator(model, tok, backend="torch")  # the pins are of the torch step
 
 
+def pinned_digest(
+    gen: Generator, tmp_path: Path, search: str, prompted: bool, **extra: object
+) -> str:
+    """The first 16 hex digits of the sha256 of the 40 new notes' MIDI file."""
+    prompt = make_score(melody(12, 62), melody(4, 43, 960)) if prompted else None
+    params = {"beam_width": 3} if search == "beam" else {}
+    result = gen.generate(prompt, notes=40, search=search, seed=7, creativity=20, **params, **extra)
+    assert result.n_new_notes == 40
+    path = save_midi(result.score, tmp_path / "out.mid")
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 @pytest.mark.parametrize(("search", "prompted"), sorted(CASES))
 def test_same_seed_same_bytes_as_pinned(
     fixed_generator: Generator, tmp_path: Path, search: str, prompted: bool
 ) -> None:
-    prompt = make_score(melody(12, 62), melody(4, 43, 960)) if prompted else None
-    params = {"beam_width": 3} if search == "beam" else {}
-    result = fixed_generator.generate(
-        prompt, notes=40, search=search, seed=7, creativity=20, **params
-    )
-    assert result.n_new_notes == 40
-    path = save_midi(result.score, tmp_path / "out.mid")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = pinned_digest(fixed_generator, tmp_path, search, prompted)
     assert digest == CASES[(search, prompted)], f"{search} prompted={prompted}: {digest}"
 
 
@@ -76,12 +81,6 @@ REMEDIES_OFF = {
 def test_remedies_off_give_the_earlier_bytes(
     fixed_generator: Generator, tmp_path: Path, search: str, prompted: bool
 ) -> None:
-    prompt = make_score(melody(12, 62), melody(4, 43, 960)) if prompted else None
-    params = {"beam_width": 3} if search == "beam" else {}
-    result = fixed_generator.generate(
-        prompt, notes=40, search=search, seed=7, creativity=20, no_repeat_ngram_size=0,
-        repetition_penalty=1.0, **params
-    )  # fmt: skip
-    path = save_midi(result.score, tmp_path / "out.mid")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    off = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
+    digest = pinned_digest(fixed_generator, tmp_path, search, prompted, **off)
     assert digest == REMEDIES_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"

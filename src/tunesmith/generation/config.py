@@ -188,8 +188,7 @@ class GenerationConfig:
         given = {
             f.name: knob_of(f).default_for(self.search) if by_search else knob_of(f).off
             for f in fields(self)
-            if knob_of(f).by_search or knob_of(f).off is not None
-            if getattr(self, f.name) is None
+            if knob_of(f).by_search and getattr(self, f.name) is None
         }
         return replace(self, **given) if given else self
 

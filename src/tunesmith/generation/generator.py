@@ -380,12 +380,12 @@ class Generator:
         self, cfg: GenerationConfig, prompt_ids: list[int], explicit: bool
     ) -> list[Rule]:
         """The copy guard and repetition rules; ``explicit``: ``max_copy`` was given by name."""
-        seed = isinstance(self.tokenizer, PairTokenizer)
-        check_pairs_encoding(cfg, seed)
+        pairs = isinstance(self.tokenizer, PairTokenizer)
+        check_pairs_encoding(cfg, pairs)
         guard = None
         if cfg.max_copy:
             asked = explicit or cfg.max_copy != DEFAULT_MAX_COPY
-            guard = self.copy_guard(cfg.max_copy, asked, seed)
+            guard = self.copy_guard(cfg.max_copy, asked, pairs)
         return note_rules(cfg, prompt_ids, guard)
 
     @cached_property
@@ -397,14 +397,14 @@ class Generator:
     def _copy_guards(self) -> dict[int, CopyGuard]:
         return {}  # by max_copy: building one hashes every training window
 
-    def copy_guard(self, max_copy: int, asked: bool, seed: bool = True) -> CopyGuard | None:
+    def copy_guard(self, max_copy: int, asked: bool, pairs: bool = True) -> CopyGuard | None:
         """The guard for ``max_copy``; without an index (or the pairs encoding) it is an error
         if ``asked``, else the guard is silently off: the default must not break, or nag about,
         a model trained without an index (the sidecar then reports no copies either)."""
-        notes = self.training_notes if seed else None
+        notes = self.training_notes if pairs else None
         if notes is None:
             why = (
-                f"has no memorisation index ({INDEX_FILE})" if seed else "lacks the pairs encoding"
+                f"has no memorisation index ({INDEX_FILE})" if pairs else "lacks the pairs encoding"
             )
             where = self.checkpoint or "the model"
             if asked:

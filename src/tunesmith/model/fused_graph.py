@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from tunesmith.model.step_graph import OPSET, _rms_norm_symbolic
+from tunesmith.model.step_graph import export_graph
 from tunesmith.model.transformer import Transformer
 
 
@@ -129,22 +129,10 @@ def fused_example_inputs(model: Transformer, length: int = 8) -> tuple[torch.Ten
 
 def export_fused_step(model: Transformer, path: str | Path | BinaryIO) -> None:
     """Write the fused batch-1 step of ``model`` (fp32, weights inside) as ONNX to ``path``."""
-    if next(model.parameters()).dtype != torch.float32:
-        raise ValueError("the ONNX step is exported from a float32 model")
     names, outputs = fused_input_names(model), fused_output_names(model)
     dynamic = {n: {2: "N"} for n in names if n.startswith("s")}
     dynamic.update({n: {2: "N"} for n in outputs[1:]})
-    was_training = model.training
-    graph = FusedStepGraph(model).eval()
-    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                graph, fused_example_inputs(model), path if hasattr(path, "write") else str(path),
-                input_names=names, output_names=outputs, dynamic_axes=dynamic,
-                opset_version=OPSET, dynamo=False,
-                custom_opsets={"com.microsoft": 1},
-            )  # fmt: skip
-    finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::rms_norm", OPSET)
-        model.train(was_training)
+    export_graph(
+        model, FusedStepGraph(model), fused_example_inputs(model), path, input_names=names,
+        output_names=outputs, dynamic_axes=dynamic, custom_opsets={"com.microsoft": 1},
+    )  # fmt: skip

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import torch
 import torch.nn.functional as F
@@ -160,30 +160,41 @@ def _rms_norm_symbolic(g, x, normalized_shape, weight, eps):  # noqa: ANN001, AN
     return y if sh._is_none(weight) else g.op("Mul", y, weight)
 
 
+def export_graph(
+    model: Transformer,
+    graph: nn.Module,
+    inputs: tuple[torch.Tensor, ...],
+    path: str | Path | BinaryIO,
+    **options: Any,
+) -> None:
+    """Export ``graph`` (a wrapper over fp32 ``model``) to ``path`` (a file name or a binary
+    file object); ``options`` go to ``torch.onnx.export`` (names, dynamic axes, opsets)."""
+    if next(model.parameters()).dtype != torch.float32:
+        raise ValueError("the ONNX step is exported from a float32 model")
+    # The exporter restores the wrapper's training flag afterwards, and with it the
+    # model's: a wrapper left in training mode would switch the model's dropout on.
+    was_training = model.training
+    graph.eval()
+    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
+    try:
+        with torch.no_grad():
+            target = path if hasattr(path, "write") else str(path)
+            torch.onnx.export(graph, inputs, target, opset_version=OPSET, dynamo=False, **options)
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::rms_norm", OPSET)
+        model.train(was_training)
+
+
 def export_step(model: Transformer, path: str | Path | BinaryIO) -> None:
     """Write the step of ``model`` (fp32, its weights inside) as an ONNX graph to ``path``
     (a file name or a binary file object)."""
-    if next(model.parameters()).dtype != torch.float32:
-        raise ValueError("the ONNX step is exported from a float32 model")
     names = input_names(model.cfg.n_layer, model.cfg.bar_positions)
     dynamic = {"tokens": {0: "B"}, "logits": {0: "B"}, "new_kv": {1: "B"}}
     for name in names[len(SCALARS) :]:
         dynamic[name] = {2: "P"} if name.startswith("s") else {0: "B", 2: "N"}
     if model.cfg.bar_positions:
         dynamic[BAR_POS] = {0: "B"}
-    # The exporter restores the wrapper's training flag afterwards, and with it the
-    # model's: a wrapper left in training mode would switch the model's dropout on.
-    was_training = model.training
-    graph = StepGraph(model).eval()
-    torch.onnx.register_custom_op_symbolic("aten::rms_norm", _rms_norm_symbolic, OPSET)
-    try:
-        with torch.no_grad():
-            torch.onnx.export(
-                graph, example_inputs(model), path if hasattr(path, "write") else str(path),
-                input_names=names,
-                output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=OPSET,
-                dynamo=False,
-            )  # fmt: skip
-    finally:
-        torch.onnx.unregister_custom_op_symbolic("aten::rms_norm", OPSET)
-        model.train(was_training)
+    export_graph(
+        model, StepGraph(model), example_inputs(model), path, input_names=names,
+        output_names=list(OUTPUTS), dynamic_axes=dynamic,
+    )  # fmt: skip
