@@ -23,14 +23,16 @@ from tunesmith.tokenization.midi_io import save_midi
 from tunesmith.tokenization.pairs import PairTokenizer
 
 # Greedy and beam: with their default repetition remedies (no_repeat_ngram_size 4,
-# repetition_penalty 1.2) since 2026-12-01; top_k: 16 pitch and 16 duration candidates.
+# repetition_penalty 1.2) since 2026-12-01; top_k: 16 pitch and 16 duration candidates;
+# top_k and top_p: repeat_bars 0.2 since 2026-12-02 (the prompted top_k and the unprompted
+# top_p pieces have no bar the plan could repeat, so their bytes stay).
 CASES = {
     ("greedy", False): "f693bc3994179f9b",
     ("greedy", True): "0237f10e0eb7c239",
-    ("top_k", False): "9a44224e3f67aaf5",
+    ("top_k", False): "2347c4ea82ee71f9",
     ("top_k", True): "2628ac4a7f7ec7cb",
     ("top_p", False): "5f02de86e983769e",
-    ("top_p", True): "c87b0b8d3e9f8af8",
+    ("top_p", True): "bbd6ddc275029a48",
     ("beam", False): "e119cf45f2101719",
     ("beam", True): "de57487476755909",
 }
@@ -84,3 +86,18 @@ def test_remedies_off_give_the_earlier_bytes(
     off = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
     digest = pinned_digest(fixed_generator, tmp_path, search, prompted, **off)
     assert digest == REMEDIES_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"
+
+
+# Sampling before repeat_bars became its default (asked for explicitly off).
+REPEATS_OFF = {
+    ("top_k", False): "9a44224e3f67aaf5",
+    ("top_p", True): "c87b0b8d3e9f8af8",
+}
+
+
+@pytest.mark.parametrize(("search", "prompted"), sorted(REPEATS_OFF))
+def test_repeats_off_give_the_earlier_bytes(
+    fixed_generator: Generator, tmp_path: Path, search: str, prompted: bool
+) -> None:
+    digest = pinned_digest(fixed_generator, tmp_path, search, prompted, repeat_bars=0.0)
+    assert digest == REPEATS_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"

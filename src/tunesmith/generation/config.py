@@ -126,6 +126,14 @@ class GenerationConfig:
         "1 = off)", float, "--repeat-bias", low=1.0, high=100.0, ui="slider", ui_high=30.0,
         ui_step=0.5,
     )  # fmt: skip
+    repeat_bars: float | None = knob(
+        None, "the chance that a new bar repeats an earlier one (1, 2, 4 or 8 bars back) note "
+        "for note; the model picks which by its first note (pairs tokenizer; 0 = off; default: "
+        "0.2 for top-k and top-p, off for greedy and beam)", float, "--repeat-bars", low=0.0,
+        high=1.0, optional=True, ui="number", ui_low=-1, ui_off=-1, ui_step=0.05,
+        ui_label="Repeat bars, chance per bar (-1 = the search's default)",
+        by_search=(("top_k", 0.2), ("top_p", 0.2)), off=0.0,
+    )  # fmt: skip
     no_repeat_ngram_size: int | None = knob(
         None, "never repeat N consecutive notes (pitch and duration) of the piece: the pitch "
         "that would is banned (0 = off; default: 4 for greedy and beam, off for sampling)", int,

@@ -2,8 +2,9 @@
 
 ``max_copy`` (:mod:`~tunesmith.generation.copy_rule`), ``no_repeat_ngram_size``
 (:mod:`~tunesmith.generation.no_repeat`), ``repetition_penalty``
-(:mod:`~tunesmith.generation.repetition_penalty`) and ``repeat_bias``
-(:mod:`~tunesmith.generation.repeat_bias`) all read the notes before the next
+(:mod:`~tunesmith.generation.repetition_penalty`), ``repeat_bias``
+(:mod:`~tunesmith.generation.repeat_bias`) and ``repeat_bars``
+(:mod:`~tunesmith.generation.bar_repeat`) all read the notes before the next
 one, the prompt's included, so each is built from the prompt's ids.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tunesmith.errors import BadParameterError
+from tunesmith.generation.bar_repeat import BarRepeat
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.copy_rule import CopyRule
 from tunesmith.generation.copyguard import CopyGuard
@@ -35,6 +37,8 @@ def check_pairs_encoding(cfg: GenerationConfig, pairs_encoding: bool) -> None:
         raise BadParameterError("needs a model with the pairs encoding", field="repetition_penalty")
     if cfg.repeat_bias != 1.0:
         raise BadParameterError("needs a model with the pairs encoding", field="repeat_bias")
+    if cfg.repeat_bars:  # None: the search's default, resolved off
+        raise BadParameterError("needs a model with the pairs encoding", field="repeat_bars")
 
 
 def note_rules(
@@ -50,4 +54,6 @@ def note_rules(
         rules.append(RepetitionPenalty(cfg.repetition_penalty, prompt_ids))
     if cfg.repeat_bias != 1.0:
         rules.append(RepeatBias(cfg.repeat_bias, prompt_ids))
+    if cfg.repeat_bars:
+        rules.append(BarRepeat(cfg.repeat_bars, cfg.seed, prompt_ids))
     return rules

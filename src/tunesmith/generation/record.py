@@ -119,6 +119,7 @@ BEFORE_THE_KNOB = {
     "repetition_penalty": 1.0,
     "no_repeat_ngram_size": 0,
     "repeat_bias": 1.0,
+    "repeat_bars": 0.0,
 }
 
 

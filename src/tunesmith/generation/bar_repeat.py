@@ -1,0 +1,76 @@
+"""``repeat_bars``: at some bar lines, the next bar repeats an earlier one note for note.
+
+Real pieces repeat bars (an ostinato, a phrase that comes back), yet a sampled bar
+is 10-20 tokens, so the model almost never draws all of them again even when it
+favours each one. With a chance P > 0, each new bar of a row is planned as a repeat
+(a coin drawn from the generation's seed and the bar's index, so the same seed
+gives the same plan). In a planned bar the only allowed tokens are those that
+repeat an earlier bar (:data:`~.bar_notes.BARS_BACK` bars back) whose notes the bar
+so far equals, in position, pitch and duration: at first every earlier bar whose
+first note is still ahead, so the model picks which bar comes back by its first
+note; then that bar's next notes and rests, up to the rest that leads into the next
+bar. When no such token is left under the other rules (the copy guard, an ending, a
+chord chart, the grammar), the bar goes on freely. Bars are 4/4 bars of the whole
+piece, the prompt's included, so a motif of the prompt can come back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from tunesmith.generation.bar_notes import BarNotes
+from tunesmith.generation.grammar import PairGrammar
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
+
+
+class BarRepeat:
+    """The plan of repeated bars as a :class:`~tunesmith.generation.grammar.Rule`.
+
+    The coins depend on the seed and the bar only: a piece is one row, and the rows of
+    a beam are hypotheses of the same piece, which share its plan.
+    """
+
+    def __init__(self, chance: float, seed: int, prompt_ids: Sequence[int]) -> None:
+        self.chance, self.seed = chance, seed
+        first = BarNotes()
+        for t in prompt_ids:
+            first.take(int(t))
+        self.rows = [first]
+        self.given_up = [-1]  # per row: the bar it gave up repeating
+        self._planned: dict[int, bool] = {}
+
+    def planned(self, bar: int) -> bool:
+        """Whether bar ``bar`` is to repeat an earlier bar (the seed's coin)."""
+        if bar not in self._planned:
+            coin = np.random.default_rng([self.seed, bar]).random()
+            self._planned[bar] = bool(coin < self.chance)
+        return self._planned[bar]
+
+    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+        """Narrow each planned bar's row to the tokens that go on repeating."""
+        out = mask
+        for r, notes in enumerate(self.rows):
+            bar = notes.step // STEPS_PER_BAR
+            if bar == self.given_up[r] or not self.planned(bar):
+                continue
+            keep = torch.zeros_like(mask[r])
+            keep[sorted(notes.continuations(from_start=True))] = True
+            keep &= mask[r]
+            if not bool(keep.any()):
+                self.given_up[r] = bar  # nothing repeats under the other rules: play on
+                continue
+            if out is mask:
+                out = mask.clone()
+            out[r] = keep
+        return out
+
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
+        for notes, t in zip(self.rows, tokens.tolist(), strict=True):
+            notes.take(t)
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.rows = [self.rows[r].copy() for r in rows.tolist()]
+        self.given_up = [self.given_up[r] for r in rows.tolist()]
