@@ -152,13 +152,13 @@ def test_the_repetition_remedies_default_by_search_and_the_record_holds_values()
 
     cfg = GenerationConfig()
     assert cfg.no_repeat_ngram_size is None and cfg.repetition_penalty is None
-    for search, expected in (("greedy", (4, 1.2)), ("beam", (4, 1.2)), ("top_k", (0, 1.0))):
+    for search, expected in (("greedy", (4, 1.3)), ("beam", (4, 1.3)), ("top_k", (0, 1.0))):
         got = GenerationConfig(search=search).resolved()
         assert (got.no_repeat_ngram_size, got.repetition_penalty) == expected
     assert GenerationConfig(search="greedy").resolved(by_search=False).no_repeat_ngram_size == 0
     explicit = GenerationConfig(search="greedy", no_repeat_ngram_size=0).resolved()
-    assert explicit.no_repeat_ngram_size == 0 and explicit.repetition_penalty == 1.2
+    assert explicit.no_repeat_ngram_size == 0 and explicit.repetition_penalty == 1.3
     # The web UI's untouched controls mean "the search's default" too.
     values = {s.name: s.value for s in control_specs()}
     ui = config_from_controls({**values, "search": "beam"}).resolved()
-    assert (ui.no_repeat_ngram_size, ui.repetition_penalty) == (4, 1.2)
+    assert (ui.no_repeat_ngram_size, ui.repetition_penalty) == (4, 1.3)

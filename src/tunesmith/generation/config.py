@@ -115,10 +115,10 @@ class GenerationConfig:
     )  # fmt: skip
     repetition_penalty: float | None = knob(
         None, "divide positive (multiply negative) logits of the pitches of the last 64 notes "
-        "by P (1 = off; default: 1.2 for greedy and beam, off for sampling)", float,
+        "by P (1 = off; default: 1.3 for greedy and beam, off for sampling)", float,
         "--repetition-penalty", low=1.0, high=100.0, optional=True, ui="number", ui_low=0.0,
         ui_step=0.05, ui_off=0.0, ui_label="Repetition penalty (0 = the search's default)",
-        by_search=(("greedy", 1.2), ("beam", 1.2)), off=1.0,
+        by_search=(("greedy", 1.3), ("beam", 1.3)), off=1.0,
     )  # fmt: skip
     repeat_bias: float = knob(
         1.0, "multiply by B the odds of the token that continues an earlier bar (1, 2, 4 or 8 "
