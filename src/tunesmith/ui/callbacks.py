@@ -21,8 +21,8 @@ import symusic
 from tunesmith.errors import BadMidiError, TunesmithError
 from tunesmith.evaluation.memorisation import copy_of_training_data
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.generator import NO_LEGAL_NOTE, GenerationResult
 from tunesmith.generation.record import make_record, sha256_bytes, sha256_file, step_record
+from tunesmith.generation.result import NO_LEGAL_NOTE, GenerationResult
 from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, STEPS_PER_BAR, grid_notes, load_midi
 from tunesmith.ui.params import parse_prompt_notes
 from tunesmith.ui.spans import RollOptions, bar_span, roles_after, roll_image
