@@ -172,3 +172,28 @@ def decisive_tiny_model():  # -> Transformer (imported lazily: conftest loads fo
         model.embed.weight.mul_(8)
         model.head.bias[tok.eos_id] = -1e4
     return model
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+def cli_exit_code(argv: list[str]) -> int:
+    """``tunesmith argv``'s exit code: ``main``'s return value, or argparse's for a usage error."""
+    from tunesmith.cli.main import main  # lazily, like the model above
+
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+def assert_one_line_error(
+    capsys: pytest.CaptureFixture[str], code: int, needle: str, *unwritten: Path
+) -> None:
+    """A refusal as the user sees it: exit code 2, one stderr line that holds ``needle`` and
+    no traceback, and none of the ``unwritten`` output files on disk."""
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and needle in err, err
+    for path in unwritten:
+        assert not path.exists(), f"{path} was written"

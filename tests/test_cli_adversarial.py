@@ -16,6 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from conftest import assert_one_line_error, cli_exit_code
 from tunesmith.cli.main import main
 from tunesmith.model import Transformer, preset, save_checkpoint
 from tunesmith.tokenization import PairTokenizer
@@ -108,22 +109,11 @@ def _argv(root: Path, args: list[str]) -> list[str]:
     return ["generate", "--model", str(root / "ck"), "--out", str(root / "o.mid"), *args]
 
 
-def _exit_code(argv: list[str]) -> int:
-    """``main``'s return value, or argparse's exit code for a usage error."""
-    try:
-        return main(argv)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-
-
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_refused_in_one_line_with_exit_2_and_no_orphan(root, capsys, case):
     args, word = REFUSED[case]
-    code = _exit_code(_argv(root, args))
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err and word in err
-    assert not (root / "o.mid").exists() and not (root / "o.json").exists()
+    code = cli_exit_code(_argv(root, args))
+    assert_one_line_error(capsys, code, word, root / "o.mid", root / "o.json")
 
 
 def test_a_tiny_temperature_works_as_greedy(root, tmp_path, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from tunesmith.cli.main import main
+from conftest import assert_one_line_error, cli_exit_code
 from tunesmith.evaluation.memorisation import INDEX_FILE, MemorisationIndex
 from tunesmith.model import Transformer, preset, save_checkpoint
 from tunesmith.tokenization import PairTokenizer
@@ -33,10 +33,7 @@ def root(tmp_path_factory) -> Path:
 
 def _run(root: Path, model: str, *args: str) -> int:
     argv = ["generate", "--model", str(root / model), "--prompt", str(root / "prompt.mid")]
-    try:
-        return main([*argv, "--notes", "8", "--out", str(root / "o.mid"), *args])
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
+    return cli_exit_code([*argv, "--notes", "8", "--out", str(root / "o.mid"), *args])
 
 
 REFUSED = {
@@ -54,11 +51,7 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_refused_in_one_line_with_exit_2_and_nothing_written(root, capsys, case) -> None:
     args, word = REFUSED[case]
-    code = _run(root, "ck", *args)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err and word in err, err
-    assert not (root / "o.mid").exists() and not (root / "o.json").exists()
+    assert_one_line_error(capsys, _run(root, "ck", *args), word, root / "o.mid", root / "o.json")
 
 
 def test_the_default_is_silently_off_on_a_model_without_an_index(root, capsys) -> None:

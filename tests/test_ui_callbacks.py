@@ -18,6 +18,7 @@ from tunesmith.model import Transformer, preset, save_checkpoint
 from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_from_grid
 from tunesmith.tokenization.pairs import PairTokenizer
 from tunesmith.ui import audio, callbacks
+from tunesmith.ui.callbacks import RunHooks
 from tunesmith.ui.params import config_from_controls, control_specs, parse_prompt_notes
 from tunesmith.ui.state import HISTORY_LIMIT, Session, StopFlags
 
@@ -266,7 +267,7 @@ def test_progress_and_stop(gen, out_dir):
     stop_after_three = lambda: seen[-1][0] >= 3  # noqa: E731
     session, view = callbacks.generate(
         gen, Session(), None, None, None, small_params(), out_dir,
-        should_stop=stop_after_three, progress=lambda done, total: seen.append((done, total)),
+        RunHooks(stop_after_three, lambda done, total: seen.append((done, total))),
     )  # fmt: skip
     # Progress comes after every token (a pitch, then its duration), in new notes.
     assert seen[0] == (0, 12) and seen[-1] == (3, 12) and {t for _, t in seen} == {12}
@@ -274,7 +275,7 @@ def test_progress_and_stop(gen, out_dir):
     assert "Stopped after 3 new notes" in view.message and "stopped early" in view.summary
     assert notes_in(view.midi_path) == 3
     # Stopped before any note: no new version, the old piece stays on screen.
-    same, view = callbacks.extend(gen, session, small_params(), out_dir, should_stop=lambda: True)
+    same, view = callbacks.extend(gen, session, small_params(), out_dir, RunHooks(lambda: True))
     assert same is session and "Stopped after 0 new notes" in view.message
     assert notes_in(view.midi_path) == 3
 
@@ -285,10 +286,10 @@ def test_stop_flags_reach_a_running_generation(gen, out_dir):
     results = {}
 
     def work():
-        should_stop = flags.begin("tab")
+        hooks = RunHooks(should_stop=flags.begin("tab"))
         try:
             results["out"] = callbacks.generate(
-                gen, Session(), None, None, None, small_params(notes=1000), out_dir, should_stop
+                gen, Session(), None, None, None, small_params(notes=1000), out_dir, hooks
             )
         finally:
             flags.end("tab")
@@ -390,10 +391,11 @@ def test_regenerate_bars_keeps_the_rest_and_undoes(filling_gen, prompt_file, out
     from tunesmith.ui.spans import RollOptions
 
     roll = RollOptions(first_bar=2, last_bar=3)
+    hooks = RunHooks(roll=roll)
     s1, v1 = callbacks.generate(
-        filling_gen, Session(), str(prompt_file), None, 40, small_params(), out_dir, roll=roll
+        filling_gen, Session(), str(prompt_file), None, 40, small_params(), out_dir, hooks
     )
-    s2, v2 = callbacks.regenerate(filling_gen, s1, 2, 3.0, small_params(), out_dir, roll=roll)
+    s2, v2 = callbacks.regenerate(filling_gen, s1, 2, 3.0, small_params(), out_dir, hooks)
     assert filling_gen.infill_calls == [(2, 3)] and len(s2.history) == 2
     old, new = grid_notes(load_midi(s1.current.midi)), grid_notes(load_midi(v2.midi_path))
     outside = lambda g: g[(g[:, 0] < 16) | (g[:, 0] >= 48)]  # noqa: E731

@@ -18,7 +18,7 @@ import symusic
 
 from tunesmith.errors import BadMidiError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.generator import GenerationResult
+from tunesmith.generation.result import GenerationResult
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR, grid_notes, score_bpm, score_from_grid
 
 

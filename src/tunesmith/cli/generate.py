@@ -13,7 +13,8 @@ from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.generation.config import GenerationConfig, knobs
 
 if TYPE_CHECKING:
-    from tunesmith.generation.generator import GenerationResult, Generator
+    from tunesmith.generation.generator import Generator
+    from tunesmith.generation.result import GenerationResult
 
 HELP = """Generate music with the bundled model (or --model) and save it as MIDI.
 

@@ -21,7 +21,8 @@ from tunesmith.cli.generate import (
 from tunesmith.errors import BadParameterError, TunesmithError
 
 if TYPE_CHECKING:
-    from tunesmith.generation.generator import GenerationResult, Generator
+    from tunesmith.generation.generator import Generator
+    from tunesmith.generation.result import GenerationResult
 
 HELP = """Regenerate bars FIRST-LAST of a MIDI file and keep every other note; save it as MIDI.
 

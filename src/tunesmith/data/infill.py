@@ -171,7 +171,7 @@ class FimWindow:
 
     ids: np.ndarray  # (length,) int64, PAD-padded
     no_target: np.ndarray  # (length,) bool: GAP, the gap's length, MIDDLE
-    span: tuple[int, int]  # [start, stop) in steps from the window's time origin
+    span: tuple[int, int]  # [start, stop) in steps from the file's time origin, as first_step
     first_step: int = 0
 
 

@@ -12,8 +12,12 @@ __all__ = ["SEARCHES", "GenerationConfig", "GenerationResult", "Generator"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Generator", "GenerationResult"):
-        from tunesmith.generation import generator
+    if name == "Generator":
+        from tunesmith.generation.generator import Generator
 
-        return getattr(generator, name)
+        return Generator
+    if name == "GenerationResult":
+        from tunesmith.generation.result import GenerationResult
+
+        return GenerationResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

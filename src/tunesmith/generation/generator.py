@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,14 +15,16 @@ import numpy as np
 import symusic
 import torch
 
-from tunesmith.errors import BadCheckpointError, BadMidiError, BadParameterError
+from tunesmith.errors import BadCheckpointError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.copyguard import CopyGuard
 from tunesmith.generation.ending import bars_for_seconds
-from tunesmith.generation.grammar import Rule, pitch_allowed, token_pitches
+from tunesmith.generation.grammar import Rule, pitch_allowed
 from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_pairs_encoding, note_rules
+from tunesmith.generation.prompt import as_score, encode_prompt, long_prompt_warnings, path_name
+from tunesmith.generation.result import GenerationResult, continuation_result, decode_rate
 from tunesmith.generation.search import Callback, Decoded, beam_search, sample
 from tunesmith.generation.training_notes import (
     INDEX_FILE,
@@ -33,14 +35,7 @@ from tunesmith.model.backends import StepBackend, check_backend, open_backend
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer
-from tunesmith.tokenization.midi_io import (
-    PIANO_HIGH,
-    PIANO_LOW,
-    grid_notes,
-    load_midi,
-    score_bpm,
-    score_from_grid,
-)
+from tunesmith.tokenization.midi_io import score_bpm
 from tunesmith.tokenization.pairs import GAP, PairTokenizer
 
 
@@ -70,60 +65,11 @@ def check_candidates(tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
         )
 
 
-NO_LEGAL_NOTE = "no legal note"  # the stop reason when the rules forbid every further note
-
-
-@dataclass
-class GenerationResult:
-    """A generated piece: the prompt's notes first, then the new ones.
-
-    From :meth:`Generator.infill`: ``grid`` is the whole piece by onset, ``span`` the
-    regenerated steps, ``n_prompt_notes`` the notes kept and ``n_new_notes`` those in the span.
-    """
-
-    score: symusic.Score
-    grid: np.ndarray  # (N, 3) step, pitch, duration; the first n_prompt_notes rows are the prompt's
-    ids: list[int]
-    prompt_length: int  # ids of the prompt (prefix included)
-    n_prompt_notes: int
-    n_new_notes: int
-    seconds: float
-    tokens_per_second: float
-    stop_reason: str  # "eos" | "length" | "cancelled" | "no legal note"
-    config: GenerationConfig
-    bpm: float
-    warnings: list[str] = field(default_factory=list)
-    memorisation: Any = None  # filled in by the evaluation layer when an index is at hand
-    span: tuple[int, int] | None = None  # infill: [start, stop) grid steps regenerated
-    backend: str = "torch"  # the decoding step that made it: "torch" or "onnx"
-
-    @property
-    def new_ids(self) -> list[int]:
-        return self.ids[self.prompt_length :]
-
-
 def check_finite_weights(model: Transformer, where: str) -> None:
     """Refuse a model with a NaN or infinite weight: it would write silence or noise."""
     for name, tensor in model.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise BadCheckpointError(f"{where}: weight {name} is not finite (NaN or inf)")
-
-
-def _as_score(prompt: symusic.Score | str | os.PathLike[str] | None) -> symusic.Score | None:
-    """The prompt as a Score: a path (str or PathLike) is read as a MIDI file."""
-    if prompt is None or isinstance(prompt, symusic.Score):
-        return prompt
-    if isinstance(prompt, str | os.PathLike):
-        return load_midi(prompt)
-    raise BadParameterError(
-        f"expected a symusic Score, a MIDI path or None, not {type(prompt).__name__}",
-        field="prompt",
-    )
-
-
-def _path_name(prompt: object) -> str | None:
-    """A prompt given as a path names itself in errors."""
-    return str(prompt) if isinstance(prompt, str | os.PathLike) else None
 
 
 def _config(config: GenerationConfig | None, params: dict[str, Any]) -> GenerationConfig:
@@ -151,11 +97,6 @@ def _load_failure(path: str | Path | None, err: BaseException) -> BadCheckpointE
     else:
         reason = f"cannot build the model ({(text.strip().splitlines() or ['?'])[0][:120]})"
     return BadCheckpointError(f"{where}: {reason}")
-
-
-def _rate(decoded: Decoded, seconds: float) -> float:
-    """Tokens decoded per second."""
-    return len(decoded.ids) / seconds if seconds > 0 else 0.0
 
 
 class Generator:
@@ -236,29 +177,7 @@ class Generator:
 
         ``prompt_name`` (the prompt's file) starts the error for a prompt without notes.
         """
-        if prompt_notes is not None and (
-            isinstance(prompt_notes, bool) or not isinstance(prompt_notes, int)
-        ):
-            raise BadParameterError(f"{prompt_notes!r} is not a whole number", field="prompt_notes")
-        if prompt_notes is not None and prompt_notes < 0:
-            raise BadParameterError(f"must be 0 or more, not {prompt_notes}", field="prompt_notes")
-        rows = np.zeros((0, 3), dtype=np.int32)
-        if prompt is not None:
-            rows = grid_notes(prompt)
-            if len(rows) == 0 and prompt_notes != 0:
-                where = f"{prompt_name}: the prompt" if prompt_name else "the prompt"
-                raise BadMidiError(
-                    f"{where} has no notes in the piano range ({PIANO_LOW}-{PIANO_HIGH})"
-                )
-            if prompt_notes is not None:
-                rows = rows[:prompt_notes]
-        if isinstance(self.tokenizer, PairTokenizer):
-            ids = self.tokenizer.encode_grid(rows).tolist()
-        elif len(rows):
-            ids = self.tokenizer.encode(score_from_grid(rows))
-        else:
-            ids = list(self.tokenizer.prefix)
-        return ids, len(rows), rows
+        return encode_prompt(self.tokenizer, prompt, prompt_notes, prompt_name)
 
     @torch.inference_mode()
     def generate(
@@ -278,23 +197,19 @@ class Generator:
         (e.g. its file) names the prompt in errors; a path names itself.
         """
         cfg = self._checked(config, params, callback)
-        score = _as_score(prompt)
+        score = as_score(prompt)
         prompt_ids, n_prompt, _ = self.encode_prompt(
-            score, prompt_notes, prompt_name or _path_name(prompt)
+            score, prompt_notes, prompt_name or path_name(prompt)
         )
-        warnings = []
-        context = self.model.cfg.context
-        if len(prompt_ids) > context:
-            warnings.append(
-                f"the prompt has {len(prompt_ids)} tokens, more than the model's context of {context}: "
-                "the model sees its last part"
-            )
+        warnings = long_prompt_warnings(prompt_ids, self.model.cfg.context)
         bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
         if cfg.seconds is not None:  # whole bars at the output's tempo
             cfg = replace(cfg, bars=bars_for_seconds(cfg.seconds, bpm))
         rules = self._rules(cfg, score) + self._note_rules(cfg, prompt_ids, "max_copy" in params)
         decoded, seconds, backend = self._decode(prompt_ids, cfg, callback, rules)
-        result = self._result(prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings)
+        result = continuation_result(
+            self.tokenizer, prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings
+        )
         result.backend = backend
         return result
 
@@ -319,10 +234,10 @@ class Generator:
         """
         cfg = self._checked(config, params, callback)
         check_infill_model(self.tokenizer, str(self.checkpoint or "the model"))
-        piece = _as_score(score)
+        piece = as_score(score)
         if piece is None:
             raise BadParameterError("give the piece whose bars to regenerate", field="score")
-        name = prompt_name or _path_name(score)
+        name = prompt_name or path_name(score)
         grid = self.encode_prompt(piece, None, name)[2]
         plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model.cfg.context)
         # The grammar restarts its clock at the span (MIDDLE): a chart starts at the span's first bar.
@@ -338,7 +253,7 @@ class Generator:
         return GenerationResult(
             **plan.result_fields(decoded.ids, bpm),
             seconds=seconds,
-            tokens_per_second=_rate(decoded, seconds),
+            tokens_per_second=decode_rate(decoded, seconds),
             stop_reason=decoded.stop_reason,
             config=plan.config,
             bpm=bpm,
@@ -416,66 +331,3 @@ class Generator:
         if max_copy not in self._copy_guards:
             self._copy_guards[max_copy] = CopyGuard(notes, max_copy)
         return self._copy_guards[max_copy]
-
-    def _no_legal_note(
-        self, cfg: GenerationConfig, grid: np.ndarray, n_new: int, stop_reason: str
-    ) -> bool:
-        """Whether decoding stopped short of ``notes`` because the rules forbid every note.
-
-        Stopping on length short of the target means the safety net ran out while
-        only rests were legal. An EOS short of it counts when the one pitch the scale
-        and range allow has reached ``max_repeat`` (the only rule that never lifts).
-        """
-        if cfg.bars is not None or n_new >= (cfg.notes or 0):
-            return False
-        if not isinstance(self.tokenizer, PairTokenizer):
-            return False  # no grammar guarantees progress there: a short piece is the model's
-        if stop_reason == "length":
-            return True
-        if stop_reason != "eos" or cfg.max_repeat is None or len(grid) < cfg.max_repeat:
-            return False
-        allowed = np.flatnonzero(pitch_allowed(self.tokenizer, cfg))
-        if len(allowed) != 1:
-            return False
-        only = token_pitches(self.tokenizer)[allowed[0]]
-        return bool((grid[-cfg.max_repeat :, 1] == only).all())
-
-    def _result(
-        self,
-        prompt_ids: list[int],
-        n_prompt: int,
-        decoded: Decoded,
-        seconds: float,
-        cfg: GenerationConfig,
-        bpm: float,
-        warnings: list[str],
-    ) -> GenerationResult:
-        """The decoded ids as a piece; a length stop short of the target means no legal note."""
-        ids = prompt_ids + decoded.ids
-        score = self.tokenizer.decode(ids, bpm=bpm)
-        if isinstance(self.tokenizer, PairTokenizer):
-            grid = self.tokenizer.decode_grid(ids)
-        else:
-            grid = grid_notes(score)
-        n_new = max(0, len(grid) - n_prompt)
-        stop_reason = decoded.stop_reason
-        if self._no_legal_note(cfg, grid, n_new, stop_reason):
-            stop_reason = NO_LEGAL_NOTE
-            warnings.append(
-                f"the rules (scale, pitch range, max repeat, polyphony) left no legal note "
-                f"after {n_new} of {cfg.notes} new notes"
-            )
-        return GenerationResult(
-            score=score,
-            grid=grid,
-            ids=ids,
-            prompt_length=len(prompt_ids),
-            n_prompt_notes=n_prompt,
-            n_new_notes=n_new,
-            seconds=seconds,
-            tokens_per_second=_rate(decoded, seconds),
-            stop_reason=stop_reason,
-            config=cfg,
-            bpm=bpm,
-            warnings=warnings,
-        )

@@ -18,7 +18,7 @@ from typing import Any
 
 from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.generator import GenerationResult
+from tunesmith.generation.result import GenerationResult
 from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, STEPS_PER_BAR, read_file_bytes
 
 TOOL = "tunesmith generate"

@@ -20,7 +20,7 @@ from tunesmith.errors import TunesmithError
 from tunesmith.generation.knobs import SEARCHES
 from tunesmith.ui import callbacks
 from tunesmith.ui.audio import to_int16
-from tunesmith.ui.callbacks import GeneratorLike, View
+from tunesmith.ui.callbacks import GeneratorLike, RunHooks, View
 from tunesmith.ui.params import ControlSpec, config_from_controls, control_specs
 from tunesmith.ui.spans import RollOptions
 from tunesmith.ui.state import Session, StopFlags
@@ -214,10 +214,10 @@ class Wiring:
                     args += (data[page["upload"]], example, data[page["prompt_notes"]])
                 elif action == "regenerate":
                     args += (data[page["first_bar"]], data[page["last_bar"]])
+                hooks = RunHooks(should_stop, _progress_bar(progress), self.roll(data))
                 new_session, view = getattr(callbacks, action)(
-                    *args, self.config(data), self.out_dir, should_stop, _progress_bar(progress),
-                    roll=self.roll(data),
-                )  # fmt: skip
+                    *args, self.config(data), self.out_dir, hooks
+                )
             except TunesmithError as err:
                 return _failed(state, err)
             finally:

@@ -21,8 +21,8 @@ import symusic
 from tunesmith.errors import BadMidiError, TunesmithError
 from tunesmith.evaluation.memorisation import copy_of_training_data
 from tunesmith.generation.config import GenerationConfig
-from tunesmith.generation.generator import NO_LEGAL_NOTE, GenerationResult
 from tunesmith.generation.record import make_record, sha256_bytes, sha256_file, step_record
+from tunesmith.generation.result import NO_LEGAL_NOTE, GenerationResult
 from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, STEPS_PER_BAR, grid_notes, load_midi
 from tunesmith.ui.params import parse_prompt_notes
 from tunesmith.ui.spans import RollOptions, bar_span, roles_after, roll_image
@@ -72,6 +72,28 @@ class GenerationRequest:
     prompt_info: dict[str, Any] | None = None
     previous_steps: tuple[dict[str, Any], ...] = ()
     bars: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class RunHooks:
+    """What a generation asks of the page while it runs and how it draws the result.
+
+    ``should_stop`` (the tab's Stop flag) is polled after every token, ``progress(done,
+    target)`` gets the progress in notes (or grid steps), ``roll`` is how to draw the roll.
+    """
+
+    should_stop: Callable[[], bool] | None = None
+    progress: Callable[[int, int], None] | None = None
+    roll: RollOptions | None = None
+
+    def callback(self, done: int, target: int) -> bool:
+        """The generator's callback: report progress, then whether to stop."""
+        if self.progress is not None:
+            self.progress(done, target)
+        return bool(self.should_stop and self.should_stop())
+
+
+NO_HOOKS = RunHooks()  # no Stop flag, no progress bar, the default roll
 
 
 @dataclass(frozen=True)
@@ -139,32 +161,24 @@ def run_generation(
     session: Session,
     request: GenerationRequest,
     out_dir: Path,
-    should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    roll: RollOptions | None = None,
+    hooks: RunHooks = NO_HOOKS,
 ) -> tuple[Session, View]:
     """Call the generator and turn its result into a new version of the piece."""
-
-    def callback(done: int, target: int) -> bool:
-        if progress is not None:
-            progress(done, target)
-        return bool(should_stop and should_stop())
-
     if request.bars is not None:
         result = generator.infill(
-            request.prompt, bars=request.bars, config=request.config, callback=callback
+            request.prompt, bars=request.bars, config=request.config, callback=hooks.callback
         )
     else:
         result = generator.generate(
-            request.prompt, request.prompt_notes, config=request.config, callback=callback
+            request.prompt, request.prompt_notes, config=request.config, callback=hooks.callback
         )
     notes = list(result.warnings)
     if result.stop_reason == "cancelled":
         notes.append(f"Stopped after {result.n_new_notes} new notes.")
         if result.n_new_notes == 0:
-            return session, render_view(session.current, out_dir, " ".join(notes), roll)
+            return session, render_view(session.current, out_dir, " ".join(notes), hooks.roll)
     version = _new_version(generator, request, result, session.current)
-    return session.push(version), render_view(version, out_dir, " ".join(notes), roll)
+    return session.push(version), render_view(version, out_dir, " ".join(notes), hooks.roll)
 
 
 def _new_version(
@@ -198,9 +212,7 @@ def generate(
     prompt_notes: Any,
     config: GenerationConfig,
     out_dir: Path,
-    should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    roll: RollOptions | None = None,
+    hooks: RunHooks = NO_HOOKS,
 ) -> tuple[Session, View]:
     """Generate a new piece from the uploaded prompt, else the example, else nothing."""
     source = upload or example
@@ -213,7 +225,7 @@ def generate(
             prompt_notes=parse_prompt_notes(prompt_notes),
             prompt_info=info,
         )
-    return run_generation(generator, session, request, out_dir, should_stop, progress, roll)
+    return run_generation(generator, session, request, out_dir, hooks)
 
 
 def extend(
@@ -221,9 +233,7 @@ def extend(
     session: Session,
     config: GenerationConfig,
     out_dir: Path,
-    should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    roll: RollOptions | None = None,
+    hooks: RunHooks = NO_HOOKS,
 ) -> tuple[Session, View]:
     """Continue the current piece (all of it is the prompt)."""
     current = session.current
@@ -236,7 +246,7 @@ def extend(
         prompt_info=current.prompt,
         previous_steps=current.steps,
     )
-    return run_generation(generator, session, request, out_dir, should_stop, progress, roll)
+    return run_generation(generator, session, request, out_dir, hooks)
 
 
 def regenerate(
@@ -246,9 +256,7 @@ def regenerate(
     last_bar: Any,
     config: GenerationConfig,
     out_dir: Path,
-    should_stop: Callable[[], bool] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    roll: RollOptions | None = None,
+    hooks: RunHooks = NO_HOOKS,
 ) -> tuple[Session, View]:
     """Regenerate bars ``first_bar..last_bar`` (1-based, inclusive) of the current piece.
 
@@ -270,7 +278,7 @@ def regenerate(
         previous_steps=current.steps,
         bars=bars,
     )
-    return run_generation(generator, session, request, out_dir, should_stop, progress, roll)
+    return run_generation(generator, session, request, out_dir, hooks)
 
 
 def undo(session: Session, out_dir: Path, roll: RollOptions | None = None) -> tuple[Session, View]:

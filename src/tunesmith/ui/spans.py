@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from tunesmith.errors import BadParameterError
-from tunesmith.generation.generator import GenerationResult
+from tunesmith.generation.result import GenerationResult
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR, grid_notes, load_midi
 from tunesmith.ui.pianoroll import draw_pianoroll, focus, piece_end
 from tunesmith.ui.state import Version
