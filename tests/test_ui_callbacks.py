@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -284,9 +283,14 @@ def test_stop_flags_reach_a_running_generation(gen, out_dir):
     flags = StopFlags()
     assert flags.request("tab") is False  # nothing runs: nothing to stop, nothing remembered
     results = {}
+    started = threading.Event()  # a note made: Stop now leaves a piece to show
+
+    def progress(done: int, _target: int) -> None:
+        if done > 0:
+            started.set()
 
     def work():
-        hooks = RunHooks(should_stop=flags.begin("tab"))
+        hooks = RunHooks(should_stop=flags.begin("tab"), progress=progress)
         try:
             results["out"] = callbacks.generate(
                 gen, Session(), None, None, None, small_params(notes=1000), out_dir, hooks
@@ -296,7 +300,7 @@ def test_stop_flags_reach_a_running_generation(gen, out_dir):
 
     thread = threading.Thread(target=work)
     thread.start()
-    time.sleep(0.2)
+    assert started.wait(timeout=60)
     assert flags.request("other-tab") is False  # another user's Stop does not touch it
     assert flags.request("tab") is True
     thread.join(timeout=30)
