@@ -1,0 +1,58 @@
+"""The web part of ``benchmarks.generation``: a real server, concurrent requests, its record.
+
+A tiny random model keeps the generations short; starting the server (importing torch
+and Gradio in a fresh process) is most of the time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "webapp.py"
+
+
+def load_benchmark() -> ModuleType:
+    """benchmarks/webapp.py, wherever pytest was started from (benchmarks/ is no package
+    on the test path)."""
+    spec = importlib.util.spec_from_file_location("webapp_bench", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow  # starts a real server: minutes while the machine is busy
+@pytest.mark.timeout(1200)
+def test_two_concurrent_requests_give_a_record_and_leave_nothing_behind(
+    tmp_path, monkeypatch, capsys
+):
+    pytest.importorskip("gradio")
+    pytest.importorskip("gradio_client")
+    from tunesmith.model import Transformer, preset, save_checkpoint
+    from tunesmith.tokenization.pairs import PairTokenizer
+
+    webapp = load_benchmark()
+    model = tmp_path / "tiny"
+    save_checkpoint(model, Transformer(preset("tiny", PairTokenizer().vocab_size)), PairTokenizer())
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the server's files go
+
+    run = webapp.web_throughput("torch", requests=2, notes=8, model=model, wait=900)
+
+    assert run.backend == "torch" and len(run.latencies) == 2
+    assert all(t > 0 for t in run.latencies) and run.wall == max(run.latencies)
+    assert 0 <= run.new_notes <= 2 * 8  # a random model may end a piece early
+    assert 0 < run.median <= run.p95 <= run.wall
+    assert run.requests_per_second == pytest.approx(2 / run.wall)
+    with pytest.raises(ProcessLookupError):
+        os.kill(run.server_pid, 0)  # the server is stopped (and reaped)
+    assert not list(scratch.iterdir()), "temporary files left behind"
+    webapp.print_web_runs([run], notes=8, model="tiny model")
+    out = capsys.readouterr().out
+    assert "2 concurrent generate requests of 8 notes" in out and "--backend torch" in out
