@@ -189,6 +189,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=16, help="concurrent requests (default 16)")
     ap.add_argument("--notes", type=int, default=64, help="new notes a request (default 64)")
     args = ap.parse_args()
+    if args.requests < 1 or args.notes < 1:
+        ap.error("--requests and --notes must be 1 or more")
     backends = ("torch", "onnx") if onnxruntime_available() else ("torch",)
     print_web_runs([web_throughput(b, args.requests, args.notes) for b in backends], args.notes)
 

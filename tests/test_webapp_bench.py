@@ -6,24 +6,14 @@ and Gradio in a fresh process) is most of the time.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import tempfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "webapp.py"
-
-
-def load_benchmark() -> ModuleType:
-    """benchmarks/webapp.py, wherever pytest was started from (benchmarks/ is no package
-    on the test path)."""
-    spec = importlib.util.spec_from_file_location("webapp_bench", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROOT = Path(__file__).resolve().parents[1]  # benchmarks/ is a package beside tests/
 
 
 @pytest.mark.slow  # starts a real server: minutes while the machine is busy
@@ -36,7 +26,8 @@ def test_two_concurrent_requests_give_a_record_and_leave_nothing_behind(
     from tunesmith.model import Transformer, preset, save_checkpoint
     from tunesmith.tokenization.pairs import PairTokenizer
 
-    webapp = load_benchmark()
+    monkeypatch.syspath_prepend(str(ROOT))
+    webapp = importlib.import_module("benchmarks.webapp")
     model = tmp_path / "tiny"
     save_checkpoint(model, Transformer(preset("tiny", PairTokenizer().vocab_size)), PairTokenizer())
     scratch = tmp_path / "scratch"
