@@ -47,3 +47,23 @@ def test_two_concurrent_requests_give_a_record_and_leave_nothing_behind(
     webapp.print_web_runs([run], notes=8, model="tiny model")
     out = capsys.readouterr().out
     assert "2 concurrent generate requests of 8 notes" in out and "--backend torch" in out
+
+
+def test_a_server_that_exits_is_started_twice_then_named_in_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("gradio_client")
+    import subprocess
+    import sys
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    webapp = importlib.import_module("benchmarks.webapp")
+    started = []
+
+    def exits_at_once(backend, port, workdir, model):
+        (workdir / "server.log").write_text("Traceback...\nValueError: no localhost\n")
+        started.append(port)
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+
+    monkeypatch.setattr(webapp, "start_server", exits_at_once)
+    with pytest.raises(RuntimeError, match=r"did not serve .*exit code 1\): ValueError: no local"):
+        webapp.serve("torch", tmp_path, None, wait=60)
+    assert len(started) == 2
