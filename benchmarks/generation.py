@@ -1,7 +1,9 @@
 """Generation speed: KV-cached decoding vs the original's method, the ONNX Runtime step
-(``--backend onnx``) vs the torch step, beam vs greedy, cold start.
+(``--backend onnx``) vs the torch step, beam vs greedy, cold start, and the web app's
+throughput under concurrent requests.
 
     python -m benchmarks.generation [--threads 2] [--prompt-tokens 512] [--new-tokens 512]
+                                    [--web-requests 16] [--web-notes 64]
 
 The torch and onnx steps run alternately in one process, batch 1, greedy, on the `seed`
 preset (random weights) and on the bundled model (prompt of half its context); each
@@ -17,6 +19,12 @@ original's method costs more as its window grows, so it is timed at
 tokens greedy produced) and averaged; --original-full times every step instead
 (30-60 s). Decoding is memory-bound: on a machine shared with other jobs the
 figures move by +-20%, so measure with the machine otherwise idle.
+
+Last, the web app (``tunesmith app``, bundled model) is served once per backend (torch,
+then onnx) and --web-requests clients ask it at once for --web-notes new notes each
+(top-k, distinct seeds): per backend, the median and 95th-percentile latency, the wall
+time, requests/s and new notes/s, then onnx's throughput over torch's (see
+benchmarks/webapp.py; --web-requests 0 skips it, as does a missing `app` extra).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.webapp import print_web_runs, web_throughput
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.search import beam_search, sample
 from tunesmith.model import (
@@ -201,6 +210,21 @@ def original_comparison(args: argparse.Namespace) -> tuple[Transformer, PairToke
     return model, tok, ids
 
 
+def web_part(args: argparse.Namespace) -> None:
+    """The web app's throughput under --web-requests concurrent requests, per backend."""
+    if args.web_requests == 0:
+        return
+    try:
+        import gradio  # noqa: F401  (the server needs it)
+        import gradio_client  # noqa: F401
+    except ImportError:
+        print("web app: skipped, the `app` extra is not installed (pip install -e '.[app]')")
+        return
+    backends = ("torch", "onnx") if onnxruntime_available() else ("torch",)
+    runs = [web_throughput(b, args.web_requests, args.web_notes) for b in backends]
+    print_web_runs(runs, args.web_notes)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,7 +236,12 @@ def main() -> None:
     ap.add_argument("--original-full", action="store_true", help="time all its steps")
     ap.add_argument("--beam-width", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=2, help="greedy runs per backend (best taken)")
+    ap.add_argument("--web-requests", type=int, default=16,
+                    help="concurrent requests to the web app (default 16; 0 skips it)")  # fmt: skip
+    ap.add_argument("--web-notes", type=int, default=64, help="new notes a web request asks for")
     args = ap.parse_args()
+    if args.web_requests < 0 or args.web_notes < 1:
+        ap.error("--web-requests must be 0 or more and --web-notes 1 or more")
     torch.set_num_threads(args.threads)
     model, tok, ids = original_comparison(args)
     if not onnxruntime_available():
@@ -223,6 +252,7 @@ def main() -> None:
     cold = {b: cold_start(64, b) for b in ("torch", "auto")}
     print(f"cold start of `tunesmith generate --notes 64`: {cold['auto']:.2f} s "
           f"(auto, export cached) vs {cold['torch']:.2f} s (--backend torch)")  # fmt: skip
+    web_part(args)
 
 
 if __name__ == "__main__":
