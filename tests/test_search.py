@@ -22,6 +22,7 @@ from tunesmith.tokenization.midi_io import load_midi, score_from_grid
 from tunesmith.tokenization.pairs import DUR_OFFSET, PITCH_OFFSET
 
 TOK = PairTokenizer()
+REMEDIES_OFF = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}  # the searches alone
 
 
 def tiny_generator(style: str = "tiny", seed: int = 0, tokenizer=TOK) -> Generator:
@@ -124,7 +125,7 @@ def test_length_penalty_chooses_among_the_same_finished_pieces(prompt) -> None:
     """The penalty changes only which finished piece wins: without it the likeliest, with
     it the one whose log-probability divided by length ** penalty is highest (longer here)."""
     gen = tiny_generator("tiny", 2)
-    kw = {"search": "beam", "beam_width": 4, "notes": 20, "stop_at_eos": False}
+    kw = {"search": "beam", "beam_width": 4, "notes": 20, "stop_at_eos": False, **REMEDIES_OFF}
     plain, penalised = gen.generate(prompt, **kw), gen.generate(prompt, length_penalty=3.0, **kw)
     assert len(penalised.new_ids) > len(plain.new_ids)
     a, b = log_prob(gen, plain), log_prob(gen, penalised)
