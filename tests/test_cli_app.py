@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from conftest import assert_one_line_error, cli_exit_code
 from tunesmith.cli.main import main
 
 
@@ -27,6 +28,15 @@ def test_missing_gradio_is_one_line_and_exit_2(monkeypatch, capsys):
     assert main(["app"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "`app` extra" in err and "pip install" in err
+
+
+def test_a_port_in_use_and_an_unknown_host_are_one_line_errors(capsys):
+    pytest.importorskip("gradio")
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        assert_one_line_error(capsys, cli_exit_code(["app", "--port", str(port)]), f"{port}")
+    code = cli_exit_code(["app", "--host", "no-such-host.invalid", "--port", "7861"])
+    assert_one_line_error(capsys, code, "no-such-host.invalid")
 
 
 def test_bad_port_and_bad_model_are_one_line_errors(tmp_path, capsys):

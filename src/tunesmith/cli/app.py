@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -44,9 +45,23 @@ def default_examples() -> Path | None:
     return corpus if corpus.is_dir() else None
 
 
+def check_listen(host: str, port: int) -> None:
+    """Refuse, in one line, an address this machine cannot listen on (a port in use, an
+    unknown host) before the model loads, rather than in a traceback from the server."""
+    if not 0 < port < 65536:
+        raise TunesmithError(f"--port: {port} is not a port number (1-65535)")
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as err:
+        reason = (err.strerror or str(err)).split(" (while attempting")[0]  # the OS's words
+        raise TunesmithError(
+            f"--host {host} --port {port}: cannot listen there ({reason})"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
-    if not 0 < args.port < 65536:
-        raise TunesmithError(f"--port: {args.port} is not a port number (1-65535)")
+    check_listen(args.host, args.port)
     try:
         import gradio  # noqa: F401  (only to report a missing install in one line)
     except ImportError:
@@ -79,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
             show_error=False,
             quiet=True,
         )
+    except (OSError, ValueError) as err:  # the port taken meanwhile; Gradio's self-check failed
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise TunesmithError(f"could not serve on {args.host}:{args.port}: {first_line}") from None
     finally:
         demo.tunesmith_downloads.cleanup()  # the MIDI files offered for download
     return 0
