@@ -25,15 +25,15 @@ from tunesmith.tokenization.pairs import PairTokenizer
 # Greedy and beam: with their default repetition remedies (no_repeat_ngram_size 4,
 # repetition_penalty 1.2 since 2026-12-01, 1.3 since 2026-12-02); top_k: 16 pitch and 16
 # duration candidates;
-# top_k and top_p: repeat_bars 0.2 since 2026-12-02 (the prompted top_k and the unprompted
-# top_p pieces have no bar the plan could repeat, so their bytes stay).
+# top_k and top_p: repeat_bars 0.2 since 2026-12-02 (the prompted top_k piece has no bar
+# the plan could repeat, so its bytes stay); top_p: 0.95 since 2026-12-02.
 CASES = {
     ("greedy", False): "2547b5f91de84466",
     ("greedy", True): "a33f9009ccdb3a1d",
     ("top_k", False): "2347c4ea82ee71f9",
     ("top_k", True): "2628ac4a7f7ec7cb",
-    ("top_p", False): "5f02de86e983769e",
-    ("top_p", True): "bbd6ddc275029a48",
+    ("top_p", False): "0bbff3c8243be75c",
+    ("top_p", True): "80b2bd24f84277b7",
     ("beam", False): "69e207489fbfafda",
     ("beam", True): "0407588b42efe4e0",
 }
@@ -89,9 +89,11 @@ def test_remedies_off_give_the_earlier_bytes(
     assert digest == REMEDIES_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"
 
 
-# Sampling before repeat_bars became its default (asked for explicitly off).
+# Sampling before repeat_bars became its default, and top_p before its 0.95 (asked for
+# explicitly: repeat_bars 0, top_p 0.9).
 REPEATS_OFF = {
     ("top_k", False): "9a44224e3f67aaf5",
+    ("top_p", False): "5f02de86e983769e",
     ("top_p", True): "c87b0b8d3e9f8af8",
 }
 
@@ -100,5 +102,6 @@ REPEATS_OFF = {
 def test_repeats_off_give_the_earlier_bytes(
     fixed_generator: Generator, tmp_path: Path, search: str, prompted: bool
 ) -> None:
-    digest = pinned_digest(fixed_generator, tmp_path, search, prompted, repeat_bars=0.0)
+    earlier = {"repeat_bars": 0.0, **({"top_p": 0.9} if search == "top_p" else {})}
+    digest = pinned_digest(fixed_generator, tmp_path, search, prompted, **earlier)
     assert digest == REPEATS_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"

@@ -67,7 +67,7 @@ class GenerationConfig:
         ui_step=0.05,
     )  # fmt: skip
     top_p: float = knob(
-        0.9, "top-p: nucleus mass", float, "--top-p", low=0.0, high=1.0, low_open=True,
+        0.95, "top-p: nucleus mass", float, "--top-p", low=0.0, high=1.0, low_open=True,
         searches=("top_p",), ui="slider", ui_step=0.01,
     )  # fmt: skip
     beam_width: int = knob(
