@@ -197,3 +197,7 @@ def assert_one_line_error(
     assert len(err.splitlines()) == 1 and "Traceback" not in err and needle in err, err
     for path in unwritten:
         assert not path.exists(), f"{path} was written"
+
+
+# The repetition remedies that greedy and beam use by default, asked for off: the searches alone.
+REMEDIES_OFF = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}

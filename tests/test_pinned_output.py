@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_score, melody
+from conftest import REMEDIES_OFF, make_score, melody
 from tunesmith.generation.generator import Generator
 from tunesmith.model.config import preset
 from tunesmith.model.transformer import Transformer
@@ -70,38 +70,23 @@ def test_same_seed_same_bytes_as_pinned(
     assert digest == CASES[(search, prompted)], f"{search} prompted={prompted}: {digest}"
 
 
-# Greedy and beam before their repetition remedies became their defaults (asked for
-# explicitly off, they must still give exactly these bytes).
-REMEDIES_OFF = {
-    ("greedy", False): "34db68e4f169a723",
-    ("greedy", True): "8dd574e7edb88e8f",
-    ("beam", False): "0b97be8b460ce1e6",
-    ("beam", True): "0d5cca2cce912675",
+# The bytes before a new default, with the former values asked for explicitly: greedy and
+# beam before their repetition remedies; sampling before repeat_bars, and top_p before 0.95.
+EARLIER_DEFAULTS = {
+    ("greedy", False): ("34db68e4f169a723", REMEDIES_OFF),
+    ("greedy", True): ("8dd574e7edb88e8f", REMEDIES_OFF),
+    ("beam", False): ("0b97be8b460ce1e6", REMEDIES_OFF),
+    ("beam", True): ("0d5cca2cce912675", REMEDIES_OFF),
+    ("top_k", False): ("9a44224e3f67aaf5", {"repeat_bars": 0.0}),
+    ("top_p", False): ("5f02de86e983769e", {"repeat_bars": 0.0, "top_p": 0.9}),
+    ("top_p", True): ("c87b0b8d3e9f8af8", {"repeat_bars": 0.0, "top_p": 0.9}),
 }
 
 
-@pytest.mark.parametrize(("search", "prompted"), sorted(REMEDIES_OFF))
-def test_remedies_off_give_the_earlier_bytes(
+@pytest.mark.parametrize(("search", "prompted"), sorted(EARLIER_DEFAULTS))
+def test_former_defaults_give_the_earlier_bytes(
     fixed_generator: Generator, tmp_path: Path, search: str, prompted: bool
 ) -> None:
-    off = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
-    digest = pinned_digest(fixed_generator, tmp_path, search, prompted, **off)
-    assert digest == REMEDIES_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"
-
-
-# Sampling before repeat_bars became its default, and top_p before its 0.95 (asked for
-# explicitly: repeat_bars 0, top_p 0.9).
-REPEATS_OFF = {
-    ("top_k", False): "9a44224e3f67aaf5",
-    ("top_p", False): "5f02de86e983769e",
-    ("top_p", True): "c87b0b8d3e9f8af8",
-}
-
-
-@pytest.mark.parametrize(("search", "prompted"), sorted(REPEATS_OFF))
-def test_repeats_off_give_the_earlier_bytes(
-    fixed_generator: Generator, tmp_path: Path, search: str, prompted: bool
-) -> None:
-    earlier = {"repeat_bars": 0.0, **({"top_p": 0.9} if search == "top_p" else {})}
-    digest = pinned_digest(fixed_generator, tmp_path, search, prompted, **earlier)
-    assert digest == REPEATS_OFF[(search, prompted)], f"{search} prompted={prompted}: {digest}"
+    expected, former = EARLIER_DEFAULTS[(search, prompted)]
+    digest = pinned_digest(fixed_generator, tmp_path, search, prompted, **former)
+    assert digest == expected, f"{search} prompted={prompted}: {digest}"

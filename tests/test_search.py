@@ -10,6 +10,7 @@ import pytest
 import symusic
 import torch
 
+from conftest import REMEDIES_OFF
 from tunesmith.generation import GenerationConfig, GenerationResult, Generator
 from tunesmith.generation import processors as P
 from tunesmith.generation.grammar import StatelessRule as StatelessRuleBase
@@ -22,7 +23,6 @@ from tunesmith.tokenization.midi_io import load_midi, score_from_grid
 from tunesmith.tokenization.pairs import DUR_OFFSET, PITCH_OFFSET
 
 TOK = PairTokenizer()
-REMEDIES_OFF = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0}  # the searches alone
 
 
 def tiny_generator(style: str = "tiny", seed: int = 0, tokenizer=TOK) -> Generator:

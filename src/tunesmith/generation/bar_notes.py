@@ -11,6 +11,11 @@ earlier bar.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from tunesmith.tokenization.bar_clock import ClockState
 from tunesmith.tokenization.bar_clock import step as clock_step
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
@@ -21,6 +26,9 @@ from tunesmith.tokenization.pairs import (
     PITCH_OFFSET,
     SEP,
 )
+
+if TYPE_CHECKING:
+    from tunesmith.generation.grammar import PairGrammar
 
 BARS_BACK = (1, 2, 4, 8)  # the bars a piece repeats: the last one, and at phrase distances
 Note = tuple[int, int, int]  # (position in the bar, pitch, duration)
@@ -99,3 +107,21 @@ class BarNotes:
         bar has a note, so there is one)."""
         later = min(b for b, notes in self.bars.items() if b > bar and notes)
         return (later - bar) * STEPS_PER_BAR + self.bars[later][0][0]
+
+
+class BarNotesRows:
+    """Base of the rules that follow each row's :class:`BarNotes`: the prompt's first, then
+    every token a row takes, rows moved with beam search's reorder."""
+
+    def __init__(self, prompt_ids: Sequence[int]) -> None:
+        first = BarNotes()
+        for t in prompt_ids:
+            first.take(int(t))
+        self.rows = [first]
+
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
+        for notes, t in zip(self.rows, tokens.tolist(), strict=True):
+            notes.take(t)
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.rows = [self.rows[r].copy() for r in rows.tolist()]

@@ -21,12 +21,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from tunesmith.generation.bar_notes import BarNotes
+from tunesmith.generation.bar_notes import BarNotesRows
 from tunesmith.generation.grammar import PairGrammar
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 
-class BarRepeat:
+class BarRepeat(BarNotesRows):
     """The plan of repeated bars as a :class:`~tunesmith.generation.grammar.Rule`.
 
     The coins depend on the seed and the bar only: a piece is one row, and the rows of
@@ -34,11 +34,8 @@ class BarRepeat:
     """
 
     def __init__(self, chance: float, seed: int, prompt_ids: Sequence[int]) -> None:
+        super().__init__(prompt_ids)
         self.chance, self.seed = chance, seed
-        first = BarNotes()
-        for t in prompt_ids:
-            first.take(int(t))
-        self.rows = [first]
         self.given_up = [-1]  # per row: the bar it gave up repeating
         self._planned: dict[int, bool] = {}
 
@@ -67,10 +64,6 @@ class BarRepeat:
             out[r] = keep
         return out
 
-    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
-        for notes, t in zip(self.rows, tokens.tolist(), strict=True):
-            notes.take(t)
-
     def reorder(self, rows: np.ndarray) -> None:
-        self.rows = [self.rows[r].copy() for r in rows.tolist()]
+        super().reorder(rows)
         self.given_up = [self.given_up[r] for r in rows.tolist()]

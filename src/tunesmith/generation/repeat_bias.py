@@ -20,22 +20,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 
-from tunesmith.generation.bar_notes import BarNotes
+from tunesmith.generation.bar_notes import BarNotesRows
 from tunesmith.generation.grammar import PairGrammar
 
 
-class RepeatBias:
+class RepeatBias(BarNotesRows):
     """A rule that masks nothing and reshapes logits (:class:`~.processors.LogitsRule`)."""
 
     def __init__(self, bias: float, prompt_ids: Sequence[int]) -> None:
+        super().__init__(prompt_ids)
         self.log_bias = math.log(bias)
-        first = BarNotes()
-        for t in prompt_ids:
-            first.take(int(t))
-        self.rows = [first]
 
     def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
         boosts = [(r, sorted(row.continuations())) for r, row in enumerate(self.rows)]
@@ -49,10 +45,3 @@ class RepeatBias:
 
     def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
         return mask
-
-    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
-        for row, t in zip(self.rows, tokens.tolist(), strict=True):
-            row.take(t)
-
-    def reorder(self, rows: np.ndarray) -> None:
-        self.rows = [self.rows[r].copy() for r in rows.tolist()]
