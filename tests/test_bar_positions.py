@@ -53,9 +53,12 @@ def p(pitch: int) -> int:
 
 
 def bar_model(style: str = "tiny", seed: int = 0, context: int = 64) -> Transformer:
-    """A tiny model with bar positions whose embedding matters (random, not zeros)."""
+    """A tiny model with bar positions whose embedding matters (random, not zeros);
+    ``tiny-16``: heads of 16, which the fused onnx graph runs."""
     torch.manual_seed(seed)
-    cfg = preset(style, TOK.vocab_size, context=context, bar_positions=True)
+    overrides = {"n_head": 2} if style == "tiny-16" else {}
+    cfg = preset(style.replace("-16", ""), TOK.vocab_size, context=context, bar_positions=True,
+                 **overrides)  # fmt: skip
     model = Transformer(cfg, pad_id=TOK.pad_id).eval()
     with torch.no_grad():
         model.embed.weight.mul_(8)
@@ -248,6 +251,27 @@ def test_the_onnx_step_equals_the_torch_step(style: str) -> None:
             ref = run(model, TOK, [BOS, PAD], c, None, decoder=Decoder(model))
             got = run(model, TOK, [BOS, PAD], c, None, decoder=onnx.decoder(model))
             assert got.ids == ref.ids and len(ref.ids) > 30
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="no onnxruntime")
+@pytest.mark.parametrize("style", ["tiny-16", "tiny-original"])
+def test_the_fused_onnx_step_takes_positions_in_the_bar(style: str) -> None:
+    """Batch 1 runs the fused graph, bar positions included, past the context."""
+    from tunesmith.model.backends import open_backend
+
+    model = bar_model(style)
+    decoder = open_backend("onnx", model, None, None, 1).decoder(model)
+    assert decoder._fused is not None
+    window = CachedWindow(decoder, [BOS, PAD, p(60), d(4), SEP, d(3)])
+    gen = torch.Generator().manual_seed(2)
+    with torch.inference_mode():
+        for _ in range(100):
+            window.push(torch.randint(SEP, DUR_OFFSET + 20, (1,), generator=gen))
+            got = window.logits()  # slides the window first when it is full
+            pos = torch.from_numpy(bar_positions(window.ids[0].numpy()).astype(np.int64))
+            ref, _ = model(window.ids[:, window.start :], bar_pos=pos[None, window.start :])
+            torch.testing.assert_close(got, ref[:, -1], atol=1e-3, rtol=0)
+    assert window.start > 0
 
 
 SEARCHES = [

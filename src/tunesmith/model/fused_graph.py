@@ -11,7 +11,8 @@ projections, feed-forward, head) is the reference model's modules, as in StepGra
 
 Inputs: ``tokens`` ``(1,)``, ``pos`` (original style only: its position table),
 ``past`` (0-d int64, the tokens already in the buffers, also the new token's
-position), and per layer the cache's storage ``sk{i}``, ``sv{i}`` ``(1, H, N, D)``.
+position), ``bar_pos`` ``(1,)`` (a model with ``bar_positions`` only: the token's
+position in the bar), and per layer the cache's storage ``sk{i}``, ``sv{i}`` ``(1, H, N, D)``.
 Outputs: ``logits`` ``(1, V)``, then ``present_k{i}``, ``present_v{i}`` (the same
 buffers, bound to the same memory). The buffers' positions past ``past`` are never read.
 """
@@ -25,22 +26,21 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from tunesmith.model.step_graph import export_graph
+from tunesmith.model.step_graph import BAR_POS, export_graph
 from tunesmith.model.transformer import Transformer
 
 
 def supports_fused(model: Transformer) -> bool:
     """Whether the fused graph can run the model: ONNX Runtime's operator rotates heads of a
-    multiple of 16, and the graph has no input for positions in the bar (yet): such models
-    run the step graph."""
-    if model.cfg.bar_positions:
-        return False
+    multiple of 16 only; other models run the step graph."""
     return model.cfg.style != "modern" or model.cfg.head_dim % 16 == 0
 
 
 def fused_input_names(model: Transformer) -> list[str]:
-    """The fused graph's inputs, in order (``pos`` for the original style only)."""
+    """The fused graph's inputs, in order (``pos`` for the original style only, ``bar_pos``
+    for a model with bar positions only)."""
     scalars = ["tokens", "past"] if model.cfg.style == "modern" else ["tokens", "pos", "past"]
+    scalars += [BAR_POS] if model.cfg.bar_positions else []
     return [*scalars, *(f"s{kv}{i}" for i in range(model.cfg.n_layer) for kv in "kv")]
 
 
@@ -93,6 +93,9 @@ class FusedStepGraph(nn.Module):
             pos, inputs = inputs[0], inputs[1:]
             x = x * math.sqrt(m.cfg.d_model) + m.pos_table[pos]
         past, buffers = inputs[0], inputs[1:]
+        if m.cfg.bar_positions:
+            x = x + m.bar_embed(buffers[0])
+            buffers = buffers[1:]
         seqlens = past.to(torch.int32).reshape(1)
         total = (past + 1).to(torch.int32)
         presents: list[torch.Tensor] = []
@@ -123,6 +126,7 @@ def fused_example_inputs(model: Transformer, length: int = 8) -> tuple[torch.Ten
     cfg = model.cfg
     scalars = [torch.zeros(1, dtype=torch.long)]
     scalars += [torch.tensor(3, dtype=torch.long)] * (1 if cfg.style == "modern" else 2)
+    scalars += [torch.zeros(1, dtype=torch.long)] if cfg.bar_positions else []
     bufs = [torch.zeros(1, cfg.n_head, length, cfg.head_dim) for _ in range(2 * cfg.n_layer)]
     return (*scalars, *bufs)
 

@@ -91,6 +91,7 @@ class FusedStep:
         names = {i.name for i in session.get_inputs()}
         self._scalars = {n: np.zeros((), dtype=np.int64) for n in ("pos", "past") if n in names}
         self._tokens = np.zeros(1, dtype=np.int64)
+        self._bar_pos = np.zeros(1, dtype=np.int64) if BAR_POS in names else None
         self._logits = torch.empty(1, model.cfg.vocab_size)
         self._binding: Any = None
         self._bound: torch.Tensor | None = None  # the storage bound, kept alive with its address
@@ -98,6 +99,8 @@ class FusedStep:
     def _rebind(self, kv: torch.Tensor) -> None:
         b = self._binding = self.session.io_binding()
         _bind(b, "tokens", self._tokens)
+        if self._bar_pos is not None:
+            _bind(b, BAR_POS, self._bar_pos)
         for name, arr in self._scalars.items():
             _bind(b, name, arr)
         for i in range(kv.shape[0]):
@@ -107,12 +110,17 @@ class FusedStep:
         _bind(b, "logits", self._logits, output=True)
         self._bound = kv
 
-    def step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        """Logits ``(1, V)`` after ``tokens`` ``(1,)``, its keys and values written to the
-        cache's storage at ``own_len`` (not yet committed: the caller advances)."""
+    def step(
+        self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Logits ``(1, V)`` after ``tokens`` ``(1,)`` (at ``bar_pos`` ``(1,)`` in the bar,
+        for a model with bar positions), its keys and values written to the cache's
+        storage at ``own_len`` (not yet committed: the caller advances)."""
         if cache.kv is not self._bound:
             self._rebind(cache.kv)
         self._tokens[0] = tokens.item()
+        if self._bar_pos is not None and bar_pos is not None:
+            self._bar_pos[0] = bar_pos.item()
         for arr in self._scalars.values():  # position = tokens before it, all in own storage
             arr[...] = cache.own_len
         self.session.run_with_iobinding(self._binding)
@@ -173,7 +181,7 @@ class OnnxDecoder:
         self.model.check_bar_pos(bar_pos, tuple(tokens.shape))
         cache.check_room(1)
         if self._fused is not None and cache.shared is None and cache.batch == 1:
-            logits = self._fused.step(tokens, cache)
+            logits = self._fused.step(tokens, cache, bar_pos)
             cache.advance(1)
             return logits
         return self._step_graph(tokens, cache, bar_pos)

@@ -28,8 +28,9 @@ from typing import Any
 from tunesmith.model.transformer import Transformer
 
 # Bump when StepGraph's or FusedStepGraph's inputs, outputs or computation change (or
-# the files kept): older files are then stale. 3: the fused batch-1 graph.
-STEP_FORMAT = 3
+# the files kept): older files are then stale. 3: the fused batch-1 graph. 4: the fused
+# graph takes positions in the bar too.
+STEP_FORMAT = 4
 
 
 def cache_dir() -> Path:
