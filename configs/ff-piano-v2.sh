@@ -7,7 +7,7 @@
 #      PRETRAIN_STEPS, stopped at PRETRAIN_STOP (the bundled model stopped at 1,100 of 1,300).
 #   3. RUNS/v2-finetune: from v2-pretrain/last, FINETUNE_STEPS steps on final-fantasy-piano,
 #      half of its windows in fill-in-the-middle form (--fim-rate 0.5) to teach infilling.
-# Usage: configs/ff-piano-v2.sh [DATASETS_DIR] [RUNS_DIR]
+# Usage: configs/ff-piano-v2.sh [DATASETS_DIR] [RUNS_DIR]   (V2_FINETUNE=0: stages 1-2 only)
 # Every stage resumes where it stopped (a finished stage is a no-op), so the script can be
 # rerun after a kill or on the next day. Keep RUNS outside the repository.
 set -euo pipefail
@@ -40,22 +40,14 @@ for rel in find_midi_files(datasets / "pop909"):
         link.symlink_to(datasets / "pop909" / rel)
 PY
 
-# train_or_resume DATA OUT STEPS [OPTIONS...]: a fresh run with OPTIONS, or resume OUT to STEPS.
-train_or_resume() {
-  local data=$1 out=$2 steps=$3
-  shift 3
-  if [ -d "$out/last" ]; then
-    tunesmith train "$data" --out "$out" --resume --max-steps "$steps" --threads "$THREADS"
-  else
-    tunesmith train "$data" --out "$out" --max-steps "$steps" --threads "$THREADS" "$@"
-  fi
-}
+source "$(dirname "$0")/train_or_resume.sh"
 
 train_or_resume "$MIX" "$RUNS/v2-pretrain" "$PRETRAIN_STOP" \
   --preset default --seq-len 1024 --batch-size 16 --lr 6e-4 --warmup-steps 100 \
   --decay-steps "$PRETRAIN_STEPS" --augment-transpose 5 --eval-every 100 --eval-batches 8 \
   --log-every 10 --seed 0 --precision fp32
 
+[ "${V2_FINETUNE:-1}" = 1 ] || exit 0  # configs/ff-piano-v3.sh stops here
 train_or_resume "$FF" "$RUNS/v2-finetune" "$FINETUNE_STEPS" \
   --init-from "$RUNS/v2-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
   --warmup-steps 30 --decay-steps "$FINETUNE_STEPS" --augment-transpose 5 --eval-every 50 \

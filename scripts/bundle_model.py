@@ -17,6 +17,7 @@ import torch
 from tunesmith.evaluation.corpus import build_training_index
 from tunesmith.evaluation.memorisation import INDEX_FILE
 from tunesmith.model import bundled_model_path, load_checkpoint, save_checkpoint
+from tunesmith.tokenization.bar_clock import bar_positions
 
 
 def main() -> None:
@@ -44,8 +45,13 @@ def main() -> None:
     ids = torch.randint(
         4, ckpt.tokenizer.vocab_size, (1, 256), generator=torch.Generator().manual_seed(0)
     )
+    pos = None  # a bar-aware model takes the ids' positions in the bar as well
+    if ckpt.model.cfg.bar_positions:
+        pos = torch.from_numpy(bar_positions(ids[0].numpy()).astype("int64"))[None]
     with torch.inference_mode():
-        diff = (half.model(ids)[0] - ckpt.model(ids)[0]).abs().max().item()
+        diff = (
+            (half.model(ids, bar_pos=pos)[0] - ckpt.model(ids, bar_pos=pos)[0]).abs().max().item()
+        )
     size = sum(f.stat().st_size for f in args.out.iterdir())
     print(
         f"bundled {args.checkpoint} -> {args.out}: {size / 1e6:.1f} MB, max logit change from float16 {diff:.2e}"

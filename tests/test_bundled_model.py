@@ -33,7 +33,7 @@ def test_bundled_model_is_a_small_checkpoint():
     path = bundled_model_path()
     assert sum(f.stat().st_size for f in path.iterdir()) < 15e6
     config = read_config(path)
-    assert config["model"]["style"] == "modern" and config["tokenizer"]["type"] == "seed"
+    assert config["model"]["style"] == "modern" and config["tokenizer"]["type"] == "pairs"
 
 
 @pytest.mark.parametrize("search", SEARCHES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tunesmith.model.checkpoint import load_checkpoint
@@ -26,8 +27,13 @@ def test_the_style_former_name_is_the_original_style() -> None:
     assert cfg.style == "original" and cfg == preset("seed", 296)
 
 
-def test_the_bundled_checkpoint_written_before_the_rename_loads() -> None:
-    # Its config.json says "type": "seed": it was saved before the rename.
-    assert '"seed"' in (BUNDLED / "tokenizer.json").read_text()
-    checkpoint = load_checkpoint(BUNDLED)
+def test_a_checkpoint_written_before_the_rename_loads(tmp_path: Path) -> None:
+    # The bundled model as it was saved before the rename: "type": "seed" in its files.
+    folder = tmp_path / "old"
+    shutil.copytree(BUNDLED, folder)
+    for name in ("tokenizer.json", "config.json"):
+        text = (folder / name).read_text()
+        (folder / name).write_text(text.replace('"type": "pairs"', '"type": "seed"'))
+    assert '"seed"' in (folder / "tokenizer.json").read_text()
+    checkpoint = load_checkpoint(folder)
     assert checkpoint.tokenizer.name == "pairs" and checkpoint.model.cfg.style == "modern"

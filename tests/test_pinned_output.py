@@ -26,13 +26,15 @@ from tunesmith.tokenization.pairs import PairTokenizer
 # repetition_penalty 1.2 since 2026-12-01, 1.3 since 2026-12-02); top_k: 16 pitch and 16
 # duration candidates;
 # top_k and top_p: repeat_bars 0.2 since 2026-12-02 (the prompted top_k piece has no bar
-# the plan could repeat, so its bytes stay); top_p: 0.95 since 2026-12-02.
+# the plan could repeat, so its bytes stay); top_p: 0.95 since 2026-12-02; top_k and top_p:
+# temperature 1.1, top_k 24 pitch candidates since the v3 model (2026-12-02; the prompted top_p
+# piece is unchanged: this model's choices there are decisive enough).
 CASES = {
     ("greedy", False): "2547b5f91de84466",
     ("greedy", True): "a33f9009ccdb3a1d",
-    ("top_k", False): "2347c4ea82ee71f9",
-    ("top_k", True): "2628ac4a7f7ec7cb",
-    ("top_p", False): "0bbff3c8243be75c",
+    ("top_k", False): "4bc46c9d90f3f52a",
+    ("top_k", True): "1b0dcc109c78f484",
+    ("top_p", False): "55b4bee514dfdc37",
     ("top_p", True): "80b2bd24f84277b7",
     ("beam", False): "69e207489fbfafda",
     ("beam", True): "0407588b42efe4e0",
@@ -71,15 +73,19 @@ def test_same_seed_same_bytes_as_pinned(
 
 
 # The bytes before a new default, with the former values asked for explicitly: greedy and
-# beam before their repetition remedies; sampling before repeat_bars, and top_p before 0.95.
+# beam before their repetition remedies; sampling before repeat_bars and before the v3 model's
+# temperature and candidates, and top_p before 0.95.
+# Sampling before the v3 model's defaults (2026-12-02): temperature 1.0, 16 pitch candidates.
+BEFORE_V3 = {"temperature": 1.0, "top_k_notes": 16}
 EARLIER_DEFAULTS = {
     ("greedy", False): ("34db68e4f169a723", REMEDIES_OFF),
     ("greedy", True): ("8dd574e7edb88e8f", REMEDIES_OFF),
     ("beam", False): ("0b97be8b460ce1e6", REMEDIES_OFF),
     ("beam", True): ("0d5cca2cce912675", REMEDIES_OFF),
-    ("top_k", False): ("9a44224e3f67aaf5", {"repeat_bars": 0.0}),
-    ("top_p", False): ("5f02de86e983769e", {"repeat_bars": 0.0, "top_p": 0.9}),
-    ("top_p", True): ("c87b0b8d3e9f8af8", {"repeat_bars": 0.0, "top_p": 0.9}),
+    ("top_k", False): ("9a44224e3f67aaf5", {**BEFORE_V3, "repeat_bars": 0.0}),
+    ("top_k", True): ("2628ac4a7f7ec7cb", BEFORE_V3),
+    ("top_p", False): ("5f02de86e983769e", {**BEFORE_V3, "repeat_bars": 0.0, "top_p": 0.9}),
+    ("top_p", True): ("c87b0b8d3e9f8af8", {**BEFORE_V3, "repeat_bars": 0.0, "top_p": 0.9}),
 }
 
 

@@ -50,7 +50,7 @@ class GenerationConfig:
         "--seconds)", bool, "--end", ui="checkbox", ui_label="End on the tonic",
     )  # fmt: skip
     top_k_notes: int = knob(
-        16, "top-k: candidates for a pitch (or a rest)", int, "--top-k-notes", low=1,
+        24, "top-k: candidates for a pitch (or a rest)", int, "--top-k-notes", low=1,
         searches=("top_k",), ui="slider", ui_high=64,
     )  # fmt: skip
     top_k_durations: int = knob(
@@ -62,7 +62,7 @@ class GenerationConfig:
         searches=("top_k",), ui="slider", ui_high=16,
     )  # fmt: skip
     temperature: float = knob(
-        1.0, "<1 safer, >1 wilder; a tiny value is greedy", float, "--temperature", low=0.0,
+        1.1, "<1 safer, >1 wilder; a tiny value is greedy", float, "--temperature", low=0.0,
         high=100.0, low_open=True, searches=("top_k", "top_p"), ui="slider", ui_high=3.0,
         ui_step=0.05,
     )  # fmt: skip

@@ -1,0 +1,12 @@
+# Sourced by the configs/*.sh recipes. Needs THREADS.
+# train_or_resume DATA OUT STEPS [OPTIONS...]: a fresh run with OPTIONS, or resume OUT to STEPS
+# (a resume keeps the run's own options: only the step count may change).
+train_or_resume() {
+  local data=$1 out=$2 steps=$3
+  shift 3
+  if [ -d "$out/last" ]; then
+    tunesmith train "$data" --out "$out" --resume --max-steps "$steps" --threads "$THREADS"
+  else
+    tunesmith train "$data" --out "$out" --max-steps "$steps" --threads "$THREADS" "$@"
+  fi
+}
