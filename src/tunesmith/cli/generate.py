@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     """``--backend``: the decoding step (shared by every command that generates)."""
-    from tunesmith.model.backends import BACKENDS
+    from tunesmith.model.backend_names import BACKENDS
 
     parser.add_argument(
         "--backend", choices=BACKENDS, default=None,
@@ -84,7 +84,7 @@ def add_knob_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
 
 def backend_option(value: str | None) -> str:
     """The ``--backend`` given (default auto), refused in one line when it cannot run here."""
-    from tunesmith.model.backends import check_backend
+    from tunesmith.model.backend_names import check_backend
 
     try:
         return check_backend(value or "auto")

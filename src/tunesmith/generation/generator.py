@@ -18,6 +18,7 @@ import torch
 from tunesmith.errors import BadCheckpointError, BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.copyguard import CopyGuard
+from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.ending import bars_for_seconds
 from tunesmith.generation.grammar import Rule, pitch_allowed
 from tunesmith.generation.harmony import chord_and_ending_rules
@@ -25,13 +26,14 @@ from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_pairs_encoding, note_rules
 from tunesmith.generation.prompt import as_score, encode_prompt, long_prompt_warnings, path_name
 from tunesmith.generation.result import GenerationResult, continuation_result, decode_rate
-from tunesmith.generation.search import Callback, Decoded, beam_search, sample
+from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.generation.training_notes import (
     INDEX_FILE,
     TrainingNotes,
     checkpoint_training_notes,
 )
-from tunesmith.model.backends import StepBackend, check_backend, open_backend
+from tunesmith.model.backend_names import check_backend
+from tunesmith.model.backends import StepBackend, open_backend
 from tunesmith.model.checkpoint import load_checkpoint
 from tunesmith.model.transformer import Transformer
 from tunesmith.tokenization.base import Tokenizer

@@ -9,8 +9,8 @@ import numpy as np
 import symusic
 
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.grammar import pitch_allowed, token_pitches
-from tunesmith.generation.search import Decoded
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import grid_notes
 from tunesmith.tokenization.pairs import PairTokenizer

@@ -14,6 +14,7 @@ import torch
 
 from tunesmith.generation import processors as P
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.grammar import Grammar, Rule
 from tunesmith.generation.sequences import Sequences
 from tunesmith.model.decode import Decoder, DecodeStep
@@ -22,14 +23,6 @@ from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 Callback = Callable[[int, int], "bool | None"]
-
-
-@dataclass
-class Decoded:
-    """New ids after the prompt and why decoding stopped."""
-
-    ids: list[int]
-    stop_reason: str  # "eos" | "length" | "cancelled"
 
 
 def _target(cfg: GenerationConfig) -> int:

@@ -14,8 +14,8 @@ beam reordering and every rule work on it unchanged.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,6 @@ from tunesmith.model.cache import KVCache
 from tunesmith.model.decode import check_context
 from tunesmith.model.step_graph import BAR_POS, SCALARS
 from tunesmith.model.transformer import Transformer
-
-
-def onnxruntime_available() -> bool:
-    """Whether the ``fast`` extra (onnxruntime) is installed."""
-    # Found, not imported: choosing the backend costs nothing when torch is the answer.
-    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def load_session(graph: Path | bytes, threads: int | None) -> Any:
@@ -53,8 +47,10 @@ class LazySession:
     """A session loaded on its first use: a decoding that runs the fused graph alone (every
     search but beam) does not pay for loading the step graph. Safe to share between threads."""
 
-    def __init__(self, graph: Path | bytes, threads: int | None) -> None:
-        self._graph, self._threads = graph, threads
+    def __init__(
+        self, graph: Path | bytes, threads: int | None, check: Callable[[], None] | None = None
+    ) -> None:
+        self._graph, self._threads, self._check = graph, threads, check
         self._session: Any = None
         self._lock = threading.Lock()
 
@@ -62,6 +58,8 @@ class LazySession:
         """The session, loaded now if it was not yet."""
         with self._lock:
             if self._session is None:
+                if self._check is not None:
+                    self._check()
                 self._session = load_session(self._graph, self._threads)
             return self._session
 
