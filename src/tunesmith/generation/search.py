@@ -16,6 +16,7 @@ from tunesmith.generation import processors as P
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.grammar import Grammar, Rule
+from tunesmith.generation.sampler import Sampler, make_sampler
 from tunesmith.generation.sequences import Sequences
 from tunesmith.model.decode import Decoder, DecodeStep
 from tunesmith.model.transformer import Transformer
@@ -42,13 +43,13 @@ class LogitsPipeline:
     ) -> None:
         self.cfg = cfg
         self.adjusters = [r for r in rules if isinstance(r, P.LogitsRule)]
-        is_rest = torch.from_numpy(tokenizer.kinds == TokenKind.SEPARATOR)
+        is_rest = tokenizer.kinds == TokenKind.SEPARATOR
         self.bias = P.rest_bias(is_rest, cfg.creativity) if cfg.creativity else None
-        self.k = torch.tensor([cfg.top_k_notes, cfg.top_k_durations])
+        self.k = np.array([cfg.top_k_notes, cfg.top_k_durations])
 
-    def constrained(self, logits: torch.Tensor, grammar: Grammar) -> torch.Tensor:
-        """Masked and biased logits: what every search ranks."""
-        logits = logits.float()
+    def constrained(self, logits: np.ndarray, grammar: Grammar) -> np.ndarray:
+        """Masked and biased logits ``(B, V)`` float32: what every search ranks."""
+        logits = np.asarray(logits, dtype=np.float32)
         for rule in self.adjusters:  # e.g. the repetition penalty, on the raw logits as in HF
             logits = rule.adjust_logits(logits)
         masked = P.mask(logits, grammar.allowed())
@@ -56,20 +57,21 @@ class LogitsPipeline:
             return masked
         biased = masked + self.bias
         # A bias that forbids everything (creativity 1000 where only a rest is allowed) yields to the grammar.
-        dead = torch.isinf(biased).all(dim=-1, keepdim=True)
-        return torch.where(dead, masked, biased)
+        dead = np.isinf(biased).all(axis=-1, keepdims=True)
+        return np.where(dead, masked, biased)
 
-    def pick(self, logits: torch.Tensor, grammar: Grammar, rng: torch.Generator) -> torch.Tensor:
+    def pick(self, logits: np.ndarray, grammar: Grammar, sampler: Sampler) -> np.ndarray:
+        """``(B,)`` the ids the search takes after the constrained ``logits``."""
         cfg = self.cfg
         if cfg.search == "greedy":
             return P.pick_greedy(logits)
         logits = P.temperature(logits, cfg.temperature)
         if cfg.search == "top_k":
-            k = self.k[torch.from_numpy(grammar.next_is_duration().astype(np.int64))]
+            k = self.k[grammar.next_is_duration().astype(np.int64)]
             logits = P.top_k(logits, k, cfg.top_k_offset)
         else:
             logits = P.top_p(logits, cfg.top_p)
-        return P.pick_sample(logits, rng)
+        return sampler.pick(logits)
 
 
 def _start(
@@ -93,10 +95,12 @@ def sample(
     callback: Callback | None,
     decoder: DecodeStep | None = None,
     rules: Sequence[Rule] = (),
+    sampler: str = "torch",
 ) -> Decoded:
-    """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step)."""
+    """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step;
+    ``sampler``: who draws the ids, see :mod:`tunesmith.generation.sampler`)."""
     seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder, rules)
-    rng = torch.Generator().manual_seed(cfg.seed)
+    rng = make_sampler(sampler, cfg.seed)
     grammar, target = seqs.grammar, _target(cfg)
     for _ in range(_max_tokens(cfg)):
         token = pipeline.pick(pipeline.constrained(seqs.logits(), grammar), grammar, rng)
@@ -182,15 +186,16 @@ def beam_search(
     scores[0] = 0.0  # the rows start identical: expand only one
     finished, target = Finished(cfg.length_penalty), _target(cfg)
     for _ in range(_max_tokens(cfg)):
-        logp = torch.log_softmax(pipeline.constrained(seqs.logits(), seqs.grammar), dim=-1)
+        constrained = pipeline.constrained(seqs.logits(), seqs.grammar)
+        logp = torch.log_softmax(torch.from_numpy(constrained), dim=-1)
         ext = best_extensions(scores, logp, W, eos)
         for row, s in ext.ended:
             finished.add(s, [*seqs.new_ids(row), eos], "eos")
         if len(finished.items) >= W or not ext.rows:
             break
         ext.fill(W)
-        seqs.reorder(torch.tensor(ext.rows))
-        seqs.append(torch.tensor(ext.tokens))
+        seqs.reorder(np.array(ext.rows, dtype=np.int64))
+        seqs.append(np.array(ext.tokens, dtype=np.int64))
         scores = torch.tensor(ext.scores)
         for r in np.flatnonzero(seqs.grammar.done(cfg) & np.isfinite(scores.numpy())):
             finished.add(float(scores[r]), seqs.new_ids(r), "length")

@@ -50,19 +50,19 @@ class Sequences:
         self.window.fork(rows)
         self.grammar.reorder(np.zeros(rows, dtype=np.int64))
 
-    def logits(self) -> torch.Tensor:
+    def logits(self) -> np.ndarray:
         """``(B, V)`` the model's logits of each row's next token (before any rule)."""
-        return self.window.logits()
+        return self.window.logits().numpy()
 
-    def append(self, tokens: torch.Tensor) -> None:
-        """Add one token ``(B,)`` to every row."""
-        self.grammar.update(tokens.numpy())
-        self.window.push(tokens)
+    def append(self, tokens: np.ndarray) -> None:
+        """Add one token ``(B,)`` (int64) to every row."""
+        self.grammar.update(tokens)
+        self.window.push(torch.from_numpy(tokens))
 
-    def reorder(self, rows: torch.Tensor) -> None:
+    def reorder(self, rows: np.ndarray) -> None:
         """Row i continues row ``rows[i]``."""
-        self.window.reorder(rows)
-        self.grammar.reorder(rows.numpy())
+        self.window.reorder(torch.from_numpy(rows))
+        self.grammar.reorder(rows)
 
     def new_ids(self, row: int) -> list[int]:
         """The ids row ``row`` added after the prompt."""
