@@ -41,6 +41,7 @@ class GenerationResult:
     memorisation: Any = None  # filled in by the evaluation layer when an index is at hand
     span: tuple[int, int] | None = None  # infill: [start, stop) grid steps regenerated
     backend: str = "torch"  # the decoding step that made it: "torch" or "onnx"
+    sampler: str = "torch"  # who drew its ids (generation/sampler.py): "torch" or "numpy"
 
     @property
     def new_ids(self) -> list[int]:

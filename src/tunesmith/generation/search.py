@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from tunesmith.generation import processors as P
 from tunesmith.generation.config import GenerationConfig
@@ -18,10 +18,15 @@ from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.grammar import Grammar, Rule
 from tunesmith.generation.sampler import Sampler, make_sampler
 from tunesmith.generation.sequences import Sequences
-from tunesmith.model.decode import Decoder, DecodeStep
-from tunesmith.model.transformer import Transformer
+from tunesmith.model.fused_step import FusedDecoder
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
+
+if TYPE_CHECKING:  # the beam loop and the torch step import torch when they run
+    import torch
+
+    from tunesmith.model.decode import DecodeStep
+    from tunesmith.model.transformer import Transformer
 
 Callback = Callable[[int, int], "bool | None"]
 
@@ -75,30 +80,35 @@ class LogitsPipeline:
 
 
 def _start(
-    model: Transformer,
+    model: Transformer | None,
     tokenizer: Tokenizer,
     prompt: list[int],
     cfg: GenerationConfig,
-    decoder: DecodeStep | None,
+    decoder: DecodeStep | FusedDecoder | None,
     rules: Sequence[Rule],
 ) -> tuple[Sequences, LogitsPipeline]:
     """What both loops begin with: one row after the prompt, and the logits pipeline."""
-    seqs = Sequences(decoder or Decoder(model), tokenizer, prompt, cfg, rules)
+    if decoder is None:
+        from tunesmith.model.decode import Decoder
+
+        decoder = Decoder(model)  # type: ignore[arg-type]
+    seqs = Sequences(decoder, tokenizer, prompt, cfg, rules)
     return seqs, LogitsPipeline(tokenizer, cfg, rules)
 
 
 def sample(
-    model: Transformer,
+    model: Transformer | None,
     tokenizer: Tokenizer,
     prompt: list[int],
     cfg: GenerationConfig,
     callback: Callback | None,
-    decoder: DecodeStep | None = None,
+    decoder: DecodeStep | FusedDecoder | None = None,
     rules: Sequence[Rule] = (),
     sampler: str = "torch",
 ) -> Decoded:
-    """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step;
-    ``sampler``: who draws the ids, see :mod:`tunesmith.generation.sampler`)."""
+    """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step of
+    ``model``, which may then be None; ``sampler``: who draws the ids,
+    :mod:`tunesmith.generation.sampler`)."""
     seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder, rules)
     rng = make_sampler(sampler, cfg.seed)
     grammar, target = seqs.grammar, _target(cfg)
@@ -179,6 +189,8 @@ def beam_search(
     rules: Sequence[Rule] = (),
 ) -> Decoded:
     """Beam search: ``beam_width`` rows decoded as one batch over a shared-prompt cache."""
+    import torch
+
     W, eos = cfg.beam_width, tokenizer.eos_id
     seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder, rules)
     seqs.fork(W)

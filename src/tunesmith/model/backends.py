@@ -16,44 +16,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import torch
 
 from tunesmith.errors import BadParameterError
 from tunesmith.model import backend_names
 from tunesmith.model.backend_names import BACKENDS, check_backend
-from tunesmith.model.decode import Decoder, DecodeStep
 from tunesmith.model.fused_graph import supports_fused
-from tunesmith.model.onnx_decode import (
-    LazySession,
-    OnnxDecoder,
-    load_session,
-)
+from tunesmith.model.fused_step import LazySession, load_session
+from tunesmith.model.step_backend import StepBackend
 from tunesmith.model.step_cache import StepArtifact, cache_dir
 from tunesmith.model.transformer import Transformer
 
 __all__ = ["BACKENDS", "StepBackend", "check_backend", "open_backend"]
 
 _LOCK_SECONDS = 600  # a background build older than this is taken for dead
-
-
-@dataclass
-class StepBackend:
-    """The backend a generator decodes with, and its ONNX Runtime sessions when it is onnx:
-    the step graph's, and the fused batch-1 graph's (None when the model has none)."""
-
-    name: str  # "torch" or "onnx"
-    session: Any = None
-    fused: Any = None
-
-    def decoder(self, model: Transformer) -> DecodeStep:
-        """A fresh step for one decoding."""
-        if self.session is None:
-            return Decoder(model)
-        return OnnxDecoder(model, self.session, self.fused)
 
 
 def open_backend(

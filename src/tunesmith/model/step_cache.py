@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     from tunesmith.model.transformer import Transformer
 
 # Bump when StepGraph's or FusedStepGraph's inputs, outputs or computation change (or
-# the files kept): older files are then stale. 3: the fused batch-1 graph.
-STEP_FORMAT = 3
+# the files kept): older files are then stale. 3: the fused batch-1 graph. 4: built only
+# from float32 weights checked finite (a cached export is then trusted without them).
+STEP_FORMAT = 4
 
 
 def cache_dir() -> Path:
@@ -118,9 +119,12 @@ class StepArtifact:
 
     def build(self, model: Transformer) -> None:
         """Export ``model``'s steps to the graph files, then write the metadata."""
+        from tunesmith.model.checkpoint import check_finite_weights
         from tunesmith.model.fused_graph import export_fused_step
         from tunesmith.model.step_graph import export_step
 
+        # Checked here, once: a run that finds the export valid trusts it without the weights.
+        check_finite_weights(model, f"checkpoint {self.checksum}")
         self.folder.mkdir(parents=True, exist_ok=True)
         graphs = self._graphs(model.cfg)
         exporters = {"sha256": export_step, "fused_sha256": export_fused_step}
