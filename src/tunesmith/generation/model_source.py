@@ -40,9 +40,13 @@ def cached_export(
         info = read_model_info(path)
     except _CONFIG_ERRORS as err:
         raise load_failure(path, err) from None
+    try:
+        checksum = info.checksum
+    except OSError:  # no weights file, or an unreadable one: load_model says so in one line
+        return None
     # auto hashes only the graph a decoding of one row loads; onnx asked for by name, every
     # graph (as the export's rebuild would, with its notice, when one does not match).
-    step = open_cached(info.cfg, info.checksum, threads, loaded_only=backend == "auto")
+    step = open_cached(info.cfg, checksum, threads, loaded_only=backend == "auto")
     return None if step is None else (info, step)
 
 
