@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunesmith.errors import BadCheckpointError, BadParameterError
-from tunesmith.model.backend_names import onnxruntime_available
+from tunesmith.model import backend_names
 from tunesmith.model.checkpoint_info import ModelInfo, read_model_info
 from tunesmith.model.step_backend import StepBackend, open_cached
 
@@ -34,7 +34,7 @@ def cached_export(
 ) -> tuple[ModelInfo, StepBackend] | None:
     """The checkpoint's config and its cached, valid ONNX backend, when ``backend`` (auto or
     onnx) can decode on it without the torch model; else None (load the model)."""
-    if backend == "torch" or device != "cpu" or not onnxruntime_available():
+    if backend == "torch" or device != "cpu" or not backend_names.onnxruntime_available():
         return None
     try:
         info = read_model_info(path)
