@@ -60,7 +60,7 @@ def temperature(logits: np.ndarray, t: float) -> np.ndarray:
     """
     if t == 1.0:
         return logits
-    with np.errstate(over="ignore", divide="ignore"):  # t may round to 0 in float32
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # t may round to 0
         scaled = logits / np.float32(t)
     if (np.isfinite(logits) & ~np.isfinite(scaled)).any():
         best = logits.max(axis=-1, keepdims=True)
