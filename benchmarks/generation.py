@@ -48,8 +48,8 @@ from tunesmith.model import (
     preset,
     save_checkpoint,
 )
+from tunesmith.model.backend_names import onnxruntime_available
 from tunesmith.model.backends import StepBackend, open_backend
-from tunesmith.model.onnx_decode import onnxruntime_available
 from tunesmith.tokenization import PairTokenizer
 from tunesmith.tokenization.midi_io import load_midi
 

@@ -202,7 +202,7 @@ def main() -> None:
     """The web part of ``benchmarks.generation`` alone."""
     import argparse
 
-    from tunesmith.model.onnx_decode import onnxruntime_available
+    from tunesmith.model.backend_names import onnxruntime_available
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--requests", type=int, default=16, help="concurrent requests (default 16)")

@@ -97,7 +97,7 @@ def grammar_walk(prompt: list[int], n: int, rng: np.random.Generator) -> tuple[l
     grammar.feed_prompt(prompt)
     ids, steps = [], []
     for _ in range(n):
-        legal = np.flatnonzero(grammar.allowed()[0].numpy())
+        legal = np.flatnonzero(grammar.allowed()[0])
         ids.append(int(rng.choice(legal)))
         grammar.update(np.array(ids[-1:]))
         steps.append(int(grammar.step[0]))

@@ -19,7 +19,7 @@ from tunesmith.generation.config import GenerationConfig  # noqa: E402
 from tunesmith.generation.generator import Generator  # noqa: E402
 from tunesmith.generation.search import beam_search, sample  # noqa: E402
 from tunesmith.generation.window import CachedWindow  # noqa: E402
-from tunesmith.model import backends  # noqa: E402
+from tunesmith.model import backend_names, backends  # noqa: E402
 from tunesmith.model.backends import open_backend  # noqa: E402
 from tunesmith.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from tunesmith.model.config import preset  # noqa: E402
@@ -173,15 +173,15 @@ def test_a_damaged_or_foreign_export_is_rebuilt_with_a_notice(
     ckpt = load_checkpoint(tiny_checkpoint)
     artifact = StepArtifact(ckpt.checksum, step_cache_dir)
     artifact.ensure(ckpt.model)
-    assert artifact.problem(ckpt.model) is None
+    assert artifact.problem(ckpt.model.cfg) is None
     damage(artifact)
-    assert reason in (artifact.problem(ckpt.model) or "")
+    assert reason in (artifact.problem(ckpt.model.cfg) or "")
     capsys.readouterr()
     gen = Generator.from_pretrained(tiny_checkpoint, backend="onnx")
     assert gen.generate(notes=8, search="greedy").backend == "onnx"
     notice = capsys.readouterr().err.strip().splitlines()
     assert len(notice) == 1 and reason in notice[0] and "rebuilding" in notice[0]
-    assert artifact.problem(ckpt.model) is None
+    assert artifact.problem(ckpt.model.cfg) is None
 
 
 def _edit_meta(artifact: StepArtifact, **changes: object) -> None:
@@ -203,7 +203,7 @@ def test_a_bad_backend_exits_2_in_one_line(tmp_path: Path, capsys, monkeypatch) 
     with pytest.raises(SystemExit) as exc:
         main(["generate", "--backend", "bogus", "--out", out])
     assert exc.value.code == 2
-    monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
+    monkeypatch.setattr(backend_names, "onnxruntime_available", lambda: False)
     capsys.readouterr()
     assert main(["generate", "--backend", "onnx", "--out", out]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -145,11 +145,11 @@ def walk(rule: GapRule, prompt: list[int], rng: np.random.Generator) -> list[int
     grammar.feed_prompt(prompt)
     out: list[int] = []
     while not grammar.done(cfg)[0]:
-        legal = np.flatnonzero(grammar.allowed()[0].numpy())
+        legal = np.flatnonzero(grammar.allowed()[0])
         assert len(legal) and FILL_END not in legal and EOS not in legal
         out.append(int(rng.choice(legal)))
         grammar.update(np.array(out[-1:]))
-    assert np.flatnonzero(grammar.allowed()[0].numpy()).tolist() == [FILL_END]
+    assert np.flatnonzero(grammar.allowed()[0]).tolist() == [FILL_END]
     return out
 
 

@@ -33,10 +33,10 @@ def shifted(notes: list[tuple[int, int, int]], bars: int) -> list[tuple[int, int
 
 
 def boosted(rule: RepeatBias, row: int = 0) -> list[int]:
-    logits = torch.zeros((len(rule.rows), TOK.vocab_size))
+    logits = np.zeros((len(rule.rows), TOK.vocab_size), dtype=np.float32)
     out = rule.adjust_logits(logits)[row]
-    assert torch.all((out == 0) | torch.isclose(out, torch.tensor(math.log(rule_bias(rule)))))
-    return torch.nonzero(out).flatten().tolist()
+    assert np.all((out == 0) | np.isclose(out, math.log(rule_bias(rule))))
+    return np.flatnonzero(out).tolist()
 
 
 def rule_bias(rule: RepeatBias) -> float:

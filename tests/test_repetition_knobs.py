@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import decisive_tiny_model, make_score, melody
 from tunesmith.generation import processors as P
@@ -58,8 +57,8 @@ def test_no_banned_ngram_ever_appears(gen: Generator, prompt, search: str) -> No
 
 
 def test_the_penalty_is_hugging_faces() -> None:
-    logits = torch.tensor([[2.0, -2.0, 1.0, float("-inf")]])
-    seen = torch.tensor([[True, True, False, True]])
+    logits = np.array([[2.0, -2.0, 1.0, float("-inf")]], dtype=np.float32)
+    seen = np.array([[True, True, False, True]])
     out = P.repetition_penalty(logits, seen, 2.0)
     assert out.tolist() == [[1.0, -4.0, 1.0, float("-inf")]]
 
@@ -68,9 +67,9 @@ def test_the_penalty_lowers_the_pitches_of_recent_notes() -> None:
     tok = PairTokenizer()
     ids = tok.encode_grid(np.array([[0, 60, 4], [4, 64, 4], [8, 67, 2]])).tolist()
     rule = RepetitionPenalty(1.5, ids)
-    logits = torch.randn(1, tok.vocab_size)
-    probs = torch.softmax(logits, -1)[0]
-    after = torch.softmax(rule.adjust_logits(logits), -1)[0]
+    logits = np.random.default_rng(0).standard_normal((1, tok.vocab_size)).astype(np.float32)
+    probs = P.softmax(logits)[0]
+    after = P.softmax(rule.adjust_logits(logits))[0]
     recent = [PITCH_OFFSET + p for p in (60, 64, 67)]
     assert (after[recent] < probs[recent]).all()
     others = [i for i in range(PITCH_OFFSET, DUR_OFFSET) if i not in recent]

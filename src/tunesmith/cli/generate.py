@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     """``--backend``: the decoding step (shared by every command that generates)."""
-    from tunesmith.model.backends import BACKENDS
+    from tunesmith.model.backend_names import BACKENDS
 
     parser.add_argument(
         "--backend", choices=BACKENDS, default=None,
@@ -84,7 +84,7 @@ def add_knob_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()
 
 def backend_option(value: str | None) -> str:
     """The ``--backend`` given (default auto), refused in one line when it cannot run here."""
-    from tunesmith.model.backends import check_backend
+    from tunesmith.model.backend_names import check_backend
 
     try:
         return check_backend(value or "auto")
@@ -120,6 +120,7 @@ class Plan:
     model_sha256: str | None = None
     infill_bars: tuple[int, int] | None = None  # from an infill record: the bars it regenerated
     backend: str = "auto"
+    sampler: str | None = None  # a replayed record's (None: the backend's own)
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -147,7 +148,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     backend = backend_option(args.backend or replay.backend)
     return Plan(replay.config.with_params(**given), args.model or replay.model_path, prompt,
                 notes, check_out(args.out), replay.model_sha256, replay.infill_bars,
-                backend)  # fmt: skip
+                backend, replay.sampler)  # fmt: skip
 
 
 def _replay_prompt(args: argparse.Namespace, replay: Any, flag: str) -> str | None:
@@ -197,6 +198,7 @@ def _run(args: argparse.Namespace) -> int:
     prompt = load_midi(plan.prompt) if plan.prompt else None
     started = time.perf_counter()
     generator = Generator.from_pretrained(plan.model, backend=plan.backend)
+    generator.sampler = plan.sampler  # a record replays with the sampler that made it
     load_seconds = time.perf_counter() - started
     if plan.model_sha256 and generator.checksum != plan.model_sha256:
         raise TunesmithError("--replay: the model differs from the one that made the piece")

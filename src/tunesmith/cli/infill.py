@@ -99,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     check_bars(grid_notes(piece), bars)  # before the model loads
     started = time.perf_counter()
     generator = Generator.from_pretrained(plan.model, backend=plan.backend)
+    generator.sampler = plan.sampler  # a record replays with the sampler that made it
     load_seconds = time.perf_counter() - started
     if plan.model_sha256 and generator.checksum != plan.model_sha256:
         raise TunesmithError("--replay: the model differs from the one that made the piece")

@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from tunesmith.generation.bar_notes import BarNotesRows
 from tunesmith.generation.grammar import PairGrammar
@@ -46,21 +45,21 @@ class BarRepeat(BarNotesRows):
             self._planned[bar] = bool(coin < self.chance)
         return self._planned[bar]
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         """Narrow each planned bar's row to the tokens that go on repeating."""
         out = mask
         for r, notes in enumerate(self.rows):
             bar = notes.step // STEPS_PER_BAR
             if bar == self.given_up[r] or not self.planned(bar):
                 continue
-            keep = torch.zeros_like(mask[r])
+            keep = np.zeros_like(mask[r])
             keep[sorted(notes.continuations(from_start=True))] = True
             keep &= mask[r]
-            if not bool(keep.any()):
+            if not keep.any():
                 self.given_up[r] = bar  # nothing repeats under the other rules: play on
                 continue
             if out is mask:
-                out = mask.clone()
+                out = mask.copy()
             out[r] = keep
         return out
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import torch
 
 from tunesmith.generation.chords import BassRule, ChordChart
 from tunesmith.generation.grammar import PairGrammar, StatelessRule
@@ -49,18 +48,18 @@ def first_bar_line(grammar: PairGrammar) -> int:
     return -(-start // STEPS_PER_BAR) * STEPS_PER_BAR
 
 
-def pitch_token_rows(pitch_rows: np.ndarray, vocab_size: int) -> torch.Tensor:
+def pitch_token_rows(pitch_rows: np.ndarray, vocab_size: int) -> np.ndarray:
     """``(R, V)`` bool: pitch tokens as ``pitch_rows`` ``(R, 128)`` say, every other token True."""
     out = np.ones((len(pitch_rows), vocab_size), dtype=bool)
     out[:, PITCH_OFFSET : PITCH_OFFSET + N_PITCHES] = pitch_rows
-    return torch.from_numpy(out)
+    return out
 
 
-def duration_caps(vocab_size: int) -> torch.Tensor:
+def duration_caps(vocab_size: int) -> np.ndarray:
     """``(MAX_WAIT_STEPS + 1, V)`` bool: row c forbids the durations over c, allows the rest."""
     ids = np.arange(vocab_size)
     caps = np.arange(MAX_WAIT_STEPS + 1)[:, None]
-    return torch.from_numpy(~((ids > DUR_OFFSET + caps) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS)))
+    return ~((ids > DUR_OFFSET + caps) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS))
 
 
 class StepNotes:
@@ -80,11 +79,11 @@ class StepNotes:
         self._step, self._base = self._step[rows], self._base[rows]
 
 
-def narrow_row(row: torch.Tensor, allowed: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+def narrow_row(row: np.ndarray, allowed: np.ndarray, fallback: np.ndarray) -> np.ndarray:
     """``row & allowed``; if that leaves nothing, ``row & fallback``; if still nothing, ``row``."""
     for keep in (allowed, fallback):
         narrowed = row & keep
-        if bool(narrowed.any()):
+        if narrowed.any():
             return narrowed
     return row
 
@@ -115,11 +114,11 @@ class ChordRule(StatelessRule):
         )
         self._step_notes = StepNotes()
         self._caps = duration_caps(vocab_size)
-        ids = torch.arange(vocab_size)
+        ids = np.arange(vocab_size)
         self._no_rest = (ids != SEP) & (ids != EOS)  # no rest, no end: the bass is still due
         self._rest = (ids == SEP) | (ids >= DUR_OFFSET)  # the way out when nothing else is legal
 
-    def _bass_rows(self, key: Iterable[int] | None, vocab_size: int) -> torch.Tensor:
+    def _bass_rows(self, key: Iterable[int] | None, vocab_size: int) -> np.ndarray:
         """Per span, the pitches a note starting at its change may take: chart and bass rules."""
         assert self.bass is not None
         key = None if key is None else frozenset(key)
@@ -130,10 +129,10 @@ class ChordRule(StatelessRule):
             rows.append(np.isin(pcs, sorted(tones)) & self.bass.allowed_at_change(span.start))
         return pitch_token_rows(np.stack(rows), vocab_size)
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         if self._origin is None:
             self._origin = first_bar_line(grammar)
-        out = mask.clone()
+        out = mask.copy()
         for r, (pending, step) in enumerate(
             zip(grammar.pending.tolist(), grammar.step.tolist(), strict=True)
         ):
@@ -152,7 +151,7 @@ class ChordRule(StatelessRule):
 
     def _duration_row(
         self, grammar: PairGrammar, r: int, pending: int, local: int
-    ) -> torch.Tensor | None:
+    ) -> np.ndarray | None:
         """A rest stops at the next change; a note ends where it would bury a bass."""
         if self.bass is None:
             return None
@@ -172,7 +171,7 @@ class ChordRule(StatelessRule):
             return -local  # end at the chart's first change, where it would bury the bass
         return -local + self.bass.max_duration(0, pitch, MAX_NOTE_STEPS + local)
 
-    def _choice_row(self, grammar: PairGrammar, r: int, local: int) -> torch.Tensor:
+    def _choice_row(self, grammar: PairGrammar, r: int, local: int) -> np.ndarray:
         """The pitches the chart allows here; at a change, rest only over the chord's bass."""
         if self.bass is None or not self.chart.is_change(local):
             return self._pitch_rows[self.chart.mask_row(local)]

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from tunesmith.generation.copyguard import CopyGuard, Pair, blocked_pitches, forbidden_durations
 from tunesmith.generation.grammar import PairGrammar
@@ -45,7 +44,7 @@ class CopyRule:
             found = self._cache[key] = self.guard.forbidden_next(key[0], key[1])
         return found
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         """Forbid the pitches that could only copy, then the durations that would."""
         bans: dict[int, list[int]] = {}
         for r, pending in enumerate(grammar.pending.tolist()):

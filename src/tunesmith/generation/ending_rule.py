@@ -14,7 +14,6 @@ EOS is never allowed: the piece ends where its bars do, not earlier.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from tunesmith.generation.chord_rule import (
     N_PITCHES,
@@ -39,12 +38,10 @@ class EndingRule(StatelessRule):
         self.max_polyphony = max_polyphony
         self._origin: int | None = None
         self._caps = duration_caps(vocab_size)
-        ids = torch.arange(vocab_size)
+        ids = np.arange(vocab_size)
         durations = (ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS)
         # Row d: a duration of exactly d steps (the final chord's notes), any other token.
-        self._exact = ~durations | (
-            ids[None] == DUR_OFFSET + torch.arange(STEPS_PER_BAR + 1)[:, None]
-        )
+        self._exact = ~durations | (ids[None] == DUR_OFFSET + np.arange(STEPS_PER_BAR + 1)[:, None])
         chord = plan.chord_step
         lows = np.stack([plan.allowed_pitches(chord, low) for low in range(N_PITCHES + 1)])
         self._chord_rows = pitch_token_rows(lows, vocab_size)  # by the lowest pitch started
@@ -55,10 +52,10 @@ class EndingRule(StatelessRule):
         self._rest = (ids == SEP) | (ids >= DUR_OFFSET)
         self._step_notes = StepNotes()
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         if self._origin is None:
             self._origin = first_bar_line(grammar)
-        out = mask.clone()
+        out = mask.copy()
         out[:, EOS] = False
         for r, (pending, step, low) in enumerate(
             zip(grammar.pending.tolist(), grammar.step.tolist(), grammar.low.tolist(), strict=True)
@@ -74,13 +71,13 @@ class EndingRule(StatelessRule):
                 out[r] = narrow_row(out[r], allowed, self._rest)
         return out
 
-    def _rest_row(self, local: int) -> torch.Tensor | None:
+    def _rest_row(self, local: int) -> np.ndarray | None:
         """Rest up to the final chord, then up to the end; after it anything (the grammar stops)."""
         if local >= self.plan.end_step:
             return None
         return self._caps[min(self.plan.max_advance(local), MAX_WAIT_STEPS)]
 
-    def _note_row(self, local: int) -> torch.Tensor | None:
+    def _note_row(self, local: int) -> np.ndarray | None:
         """A note ends by the final chord; the chord's notes last to the end of the bar."""
         plan = self.plan
         if local < plan.chord_step:
@@ -89,9 +86,7 @@ class EndingRule(StatelessRule):
             return self._exact[plan.end_step - local]
         return None
 
-    def _choice_row(
-        self, grammar: PairGrammar, r: int, local: int, low: int
-    ) -> torch.Tensor | None:
+    def _choice_row(self, grammar: PairGrammar, r: int, local: int, low: int) -> np.ndarray | None:
         """At the final chord: triad tones over a tonic, leaving only over one; after it, rests."""
         plan = self.plan
         if local < plan.chord_step:

@@ -4,52 +4,46 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import symusic
-import torch
 
-from tunesmith.errors import BadCheckpointError, BadParameterError
+from tunesmith.errors import BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.copyguard import CopyGuard
+from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.ending import bars_for_seconds
 from tunesmith.generation.grammar import Rule, pitch_allowed
 from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
+from tunesmith.generation.model_source import (
+    cached_export,
+    load_model,
+    model_on_demand,
+    torch_decoding,
+)
 from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_pairs_encoding, note_rules
 from tunesmith.generation.prompt import as_score, encode_prompt, long_prompt_warnings, path_name
 from tunesmith.generation.result import GenerationResult, continuation_result, decode_rate
-from tunesmith.generation.search import Callback, Decoded, beam_search, sample
+from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.generation.training_notes import (
     INDEX_FILE,
     TrainingNotes,
     checkpoint_training_notes,
 )
-from tunesmith.model.backends import StepBackend, check_backend, open_backend
-from tunesmith.model.checkpoint import load_checkpoint
-from tunesmith.model.transformer import Transformer
+from tunesmith.model.backend_names import check_backend
+from tunesmith.model.config import ModelConfig
+from tunesmith.model.step_backend import StepBackend
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import score_bpm
 from tunesmith.tokenization.pairs import GAP, PairTokenizer
 
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` torch threads, then restore the previous setting."""
-    before = torch.get_num_threads()
-    if n is not None and n != before:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
+if TYPE_CHECKING:
+    from tunesmith.model.transformer import Transformer
 
 
 def check_candidates(tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
@@ -65,13 +59,6 @@ def check_candidates(tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
         )
 
 
-def check_finite_weights(model: Transformer, where: str) -> None:
-    """Refuse a model with a NaN or infinite weight: it would write silence or noise."""
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise BadCheckpointError(f"{where}: weight {name} is not finite (NaN or inf)")
-
-
 def _config(config: GenerationConfig | None, params: dict[str, Any]) -> GenerationConfig:
     """``config`` (default: the defaults) with ``params`` applied, every field checked."""
     if config is not None and not isinstance(config, GenerationConfig):
@@ -80,23 +67,6 @@ def _config(config: GenerationConfig | None, params: dict[str, Any]) -> Generati
         )
     cfg = config or GenerationConfig()
     return cfg.with_params(**params) if params else cfg
-
-
-def _load_failure(path: str | Path | None, err: BaseException) -> BadCheckpointError:
-    """A one-line refusal naming the checkpoint whose config.json could not be built."""
-    where = path if path is not None else "the bundled model"
-    text = str(err)
-    if isinstance(err, BadParameterError):
-        reason = f"bad model config ({text})"
-    elif "size mismatch" in text:
-        reason = "the weights' shapes do not match config.json"
-    elif isinstance(err, MemoryError) or "allocate" in text:
-        reason = "config.json describes a model too large for this machine's memory"
-    elif isinstance(err, AttributeError | TypeError):
-        reason = f"config.json has a missing or malformed model section ({text[:120]})"
-    else:
-        reason = f"cannot build the model ({(text.strip().splitlines() or ['?'])[0][:120]})"
-    return BadCheckpointError(f"{where}: {reason}")
 
 
 class Generator:
@@ -122,19 +92,40 @@ class Generator:
         is refused with a :class:`BadParameterError`. A model with a non-finite weight is
         refused too.
         """
+        from tunesmith.model.checkpoint import check_finite_weights
+
         check_finite_weights(model, str(checkpoint) if checkpoint else "the model")
-        self.model = model.eval()
+        self._setup(model.eval(), model.cfg, tokenizer, checkpoint, checksum, num_threads, backend)
+
+    def _setup(
+        self, model: Transformer | None, cfg: ModelConfig, tokenizer: Tokenizer,
+        checkpoint: Path | None, checksum: str | None, num_threads: int | None, backend: str,
+    ) -> None:  # fmt: skip
+        self._model = model  # None: loaded on first use (see ``model``)
+        self.model_cfg = cfg
         self.tokenizer = tokenizer
         self.checkpoint = checkpoint
         self.checksum = checksum
         self.num_threads = num_threads
         self.requested_backend = check_backend(backend)
         self._backend: StepBackend | None = None  # resolved at the first generation
+        # Who draws sampled ids: None, the backend's own (numpy on the fused ONNX step);
+        # "torch" replays a record made before the numpy sampler (generation/sampler.py).
+        self.sampler: str | None = None
+
+    @property
+    def model(self) -> Transformer:
+        """The torch model; a generator started on a cached export loads it on first use."""
+        if self._model is None:
+            self._model = model_on_demand(None, self.checkpoint).eval()
+        return self._model
 
     @property
     def backend(self) -> StepBackend:
         """The decoding step in use, resolved (and for onnx, loaded) on first use."""
         if self._backend is None:
+            from tunesmith.model.backends import open_backend
+
             self._backend = open_backend(self.requested_backend, self.model, self.checksum,
                                          self.checkpoint, self.num_threads)  # fmt: skip
         return self._backend
@@ -160,11 +151,15 @@ class Generator:
         :class:`BadCheckpointError` naming the folder.
         """
         check_backend(backend)  # before the model loads
-        # The checkpoint layer trusts config.json's shapes; what they break is named here.
-        try:
-            ckpt = load_checkpoint(path, device=device)
-        except (RuntimeError, MemoryError, AttributeError, TypeError, ValueError) as err:
-            raise _load_failure(path, err) from None
+        cached = cached_export(path, device, backend, num_threads)
+        if cached is not None:  # the torch model loads when a generation needs it
+            info, step = cached
+            gen = cls.__new__(cls)
+            gen._setup(None, info.cfg, info.tokenizer, info.path, info.checksum, num_threads,
+                       backend)  # fmt: skip
+            gen._backend = step
+            return gen
+        ckpt = load_model(path, device)
         return cls(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum, num_threads, backend)
 
     def encode_prompt(
@@ -179,7 +174,6 @@ class Generator:
         """
         return encode_prompt(self.tokenizer, prompt, prompt_notes, prompt_name)
 
-    @torch.inference_mode()
     def generate(
         self,
         prompt: symusic.Score | str | os.PathLike[str] | None = None,
@@ -201,19 +195,18 @@ class Generator:
         prompt_ids, n_prompt, _ = self.encode_prompt(
             score, prompt_notes, prompt_name or path_name(prompt)
         )
-        warnings = long_prompt_warnings(prompt_ids, self.model.cfg.context)
+        warnings = long_prompt_warnings(prompt_ids, self.model_cfg.context)
         bpm = cfg.bpm or (score_bpm(score) if score is not None else 120.0)
         if cfg.seconds is not None:  # whole bars at the output's tempo
             cfg = replace(cfg, bars=bars_for_seconds(cfg.seconds, bpm))
         rules = self._rules(cfg, score) + self._note_rules(cfg, prompt_ids, "max_copy" in params)
-        decoded, seconds, backend = self._decode(prompt_ids, cfg, callback, rules)
+        decoded, seconds, backend, sampler = self._decode(prompt_ids, cfg, callback, rules)
         result = continuation_result(
             self.tokenizer, prompt_ids, n_prompt, decoded, seconds, cfg, bpm, warnings
         )
-        result.backend = backend
+        result.backend, result.sampler = backend, sampler
         return result
 
-    @torch.inference_mode()
     def infill(
         self,
         score: symusic.Score | str | os.PathLike[str],
@@ -239,7 +232,7 @@ class Generator:
             raise BadParameterError("give the piece whose bars to regenerate", field="score")
         name = prompt_name or path_name(score)
         grid = self.encode_prompt(piece, None, name)[2]
-        plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model.cfg.context)
+        plan = plan_infill(grid, bars, cfg, self.tokenizer, self.model_cfg.context)
         # The grammar restarts its clock at the span (MIDDLE): a chart starts at the span's first bar.
         before = plan.prompt.ids[: plan.prompt.ids.index(GAP)]  # the notes before the span
         warnings = list(plan.warnings)
@@ -248,7 +241,9 @@ class Generator:
             *self._note_rules(plan.config, before, "max_copy" in params),
             plan.rule,
         ]
-        decoded, seconds, backend = self._decode(plan.prompt.ids, plan.config, callback, rules)
+        decoded, seconds, backend, sampler = self._decode(
+            plan.prompt.ids, plan.config, callback, rules
+        )
         bpm = cfg.bpm or score_bpm(piece)
         return GenerationResult(
             **plan.result_fields(decoded.ids, bpm),
@@ -259,6 +254,7 @@ class Generator:
             bpm=bpm,
             warnings=warnings,
             backend=backend,
+            sampler=sampler,
         )
 
     def _checked(
@@ -273,19 +269,26 @@ class Generator:
 
     def _decode(
         self, ids: list[int], cfg: GenerationConfig, callback: Callback | None, rules: list[Rule]
-    ) -> tuple[Decoded, float, str]:
-        """Run ``cfg``'s search after ``ids``: what it decoded, its seconds and its backend.
+    ) -> tuple[Decoded, float, str, str]:
+        """Run ``cfg``'s search after ``ids``: what it decoded, its seconds, its backend and
+        its sampler (:mod:`tunesmith.generation.sampler`).
 
         The backend and the rules are ready before the clock starts: the time is decoding's.
         """
-        run = beam_search if cfg.search == "beam" else sample
         step = self._step(cfg)
+        numpy_path = cfg.search != "beam" and self.sampler != "torch"
+        fused = step.fused_decoder(self.model_cfg) if numpy_path else None
+        if fused is not None:  # one row on the fused ONNX graph: numpy only, no torch
+            t0 = time.perf_counter()
+            decoded = sample(None, self.tokenizer, ids, cfg, callback, fused, rules, "numpy")
+            return decoded, time.perf_counter() - t0, step.name, "numpy"
+        run = beam_search if cfg.search == "beam" else sample
         decoder = step.decoder(self.model)
         t0 = time.perf_counter()
-        with torch_threads(self.num_threads):
+        with torch_decoding(self.num_threads):
             decoded = run(self.model, self.tokenizer, ids, cfg, callback, rules=rules,
                           decoder=decoder)  # fmt: skip
-        return decoded, time.perf_counter() - t0, step.name
+        return decoded, time.perf_counter() - t0, step.name, "torch"
 
     def _rules(self, cfg: GenerationConfig, prompt: symusic.Score | None) -> list[Rule]:
         """The music rules beyond the grammar's own that ``cfg`` asks for, as masks."""

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-import torch
 
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.config import GenerationConfig
@@ -38,13 +37,13 @@ class Rule(Protocol):
 
     ``restrict`` gets the grammar (read its per-row state: ``pending``, ``step``,
     ``low``, ``sounding``, ``elapsed``, ``new_notes``) and the ``(B, V)`` mask so
-    far, and returns it narrowed (clone before writing into it). A rule must leave
+    far (a numpy array), and returns it narrowed (copy before writing into it). A rule must leave
     each row something legal that leads on to the length target. A rule with its
     own per-row state moves it in ``reorder`` and advances it in ``update``, called
     after the grammar took the tokens.
     """
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor: ...
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray: ...
 
     def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None: ...
 
@@ -54,7 +53,7 @@ class Rule(Protocol):
 class StatelessRule:
     """Base of rules that read only the grammar's state."""
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         return mask
 
     def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
@@ -117,10 +116,10 @@ class TokenKindGrammar:
             )
         names = [tokenizer.token_str(i) for i in range(len(tokenizer.kinds))]
         allowed = _kind_allowed(tokenizer, cfg, names)
-        self._allowed = torch.from_numpy(allowed)[None]  # (1, V): the same for every row
+        self._allowed = allowed[None]  # (1, V): the same for every row
         no_eos = allowed.copy()
         no_eos[tokenizer.eos_id] = False
-        self._allowed_no_eos = torch.from_numpy(no_eos)[None]
+        self._allowed_no_eos = no_eos[None]
         self.stop_at_eos = cfg.stop_at_eos
         self._is_pitch = tokenizer.kinds == TokenKind.PITCH
         self._to_duration = np.array([n.startswith(("Pitch", "Velocity")) for n in names])
@@ -132,15 +131,13 @@ class TokenKindGrammar:
         if ids:
             self.last[:] = ids[-1]
 
-    def allowed(self) -> torch.Tensor:
+    def allowed(self) -> np.ndarray:
         """``(B, V)`` or ``(1, V)`` bool of the ids each row may produce next."""
         if self.stop_at_eos and (self.new_notes > 0).all():
             return self._allowed
         if not self.stop_at_eos or not (self.new_notes > 0).any():
             return self._allowed_no_eos
-        return torch.where(
-            torch.from_numpy(self.new_notes > 0)[:, None], self._allowed, self._allowed_no_eos
-        )
+        return np.where((self.new_notes > 0)[:, None], self._allowed, self._allowed_no_eos)
 
     def next_is_duration(self) -> np.ndarray:
         return (self.last >= 0) & self._to_duration[np.maximum(self.last, 0)]
@@ -173,14 +170,12 @@ class PairGrammar:
         V = tokenizer.vocab_size
         self.rules = list(rules)
         ids = np.arange(V)
-        self.pitch_ok = torch.from_numpy(pitch_allowed(tokenizer, cfg))  # (V,)
-        self.pitch_of = torch.from_numpy(
-            np.where(tokenizer.kinds == TokenKind.PITCH, ids - PITCH_OFFSET, 1000)
-        )
-        self.note_dur = torch.from_numpy((ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_NOTE_STEPS))
-        self.wait_dur = torch.from_numpy((ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS))
-        self.sep = torch.from_numpy(ids == SEP)
-        self.sep_eos = torch.from_numpy(np.isin(ids, [SEP, EOS]))
+        self.pitch_ok = pitch_allowed(tokenizer, cfg)  # (V,)
+        self.pitch_of = np.where(tokenizer.kinds == TokenKind.PITCH, ids - PITCH_OFFSET, 1000)
+        self.note_dur = (ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_NOTE_STEPS)
+        self.wait_dur = (ids > DUR_OFFSET) & (ids <= DUR_OFFSET + MAX_WAIT_STEPS)
+        self.sep = ids == SEP
+        self.sep_eos = np.isin(ids, [SEP, EOS])
         self.table = self._mask_table()
         self._table_rows = [self.table[i : i + 1] for i in range(len(self.table))]  # (1, V) views
         self.stop_at_eos = cfg.stop_at_eos
@@ -231,33 +226,35 @@ class PairGrammar:
         elif t == SEP or PITCH_OFFSET <= t < DUR_OFFSET:
             self.pending[r] = t
 
-    def _mask_table(self) -> torch.Tensor:
+    def _mask_table(self) -> np.ndarray:
         """``(2 + 129 * 4, V)`` bool: every mask a row can need, looked up rather than built.
 
         Row 0: a rest's duration; 1: a note's duration; ``2 + 4 * low + 2 * full + eos``:
         a pitch below ``low`` (128: any), none if polyphony is ``full``, SEP, EOS if ``eos``.
         """
-        lows = torch.arange(129)[:, None]  # pitches below 128 = all
+        lows = np.arange(129)[:, None]  # pitches below 128 = all
         below = self.pitch_ok & (self.pitch_of < lows)  # (129, V)
-        pitch = torch.stack([below, torch.zeros_like(below)], 1)  # (129, full, V)
-        tail = torch.stack([self.sep, self.sep_eos])  # (eos, V)
+        pitch = np.stack([below, np.zeros_like(below)], 1)  # (129, full, V)
+        tail = np.stack([self.sep, self.sep_eos])  # (eos, V)
         after_pair = (pitch[:, :, None] | tail).reshape(-1, len(self.sep))
-        return torch.cat([self.wait_dur[None], self.note_dur[None], after_pair])
+        table = np.concatenate([self.wait_dur[None], self.note_dur[None], after_pair])
+        table.flags.writeable = False  # rows are handed out as views: rules copy to narrow
+        return table
 
-    def allowed(self) -> torch.Tensor:
+    def allowed(self) -> np.ndarray:
         """``(B, V)`` bool of the ids each row may produce next: one table lookup."""
         if len(self.pending) == 1:  # every search but beam: plain ints and a prebuilt view
             mask = self._table_rows[self._table_row(0)]
         else:
             rows = [self._table_row(r) for r in range(len(self.pending))]
-            mask = self.table.index_select(0, torch.tensor(rows))
+            mask = self.table[rows]
         if self.max_repeat is not None:
             mask = self._no_more_repeats(mask, self.max_repeat)
         for rule in self.rules:
             mask = rule.restrict(self, mask)
         return mask
 
-    def _no_more_repeats(self, mask: torch.Tensor, max_repeat: int) -> torch.Tensor:
+    def _no_more_repeats(self, mask: np.ndarray, max_repeat: int) -> np.ndarray:
         """``mask`` without a further note of a pitch already repeated ``max_repeat`` times."""
         if len(self.pending) == 1:  # plain comparisons: the usual single row
             if self.repeats[0] < max_repeat or self.pending[0] >= 0:
@@ -267,7 +264,7 @@ class PairGrammar:
             stuck = np.flatnonzero((self.repeats >= max_repeat) & (self.pending < 0))
             if not len(stuck):
                 return mask
-        mask = mask.clone()
+        mask = mask.copy()
         mask[stuck, PITCH_OFFSET + self.last_pitch[stuck]] = False
         return mask
 

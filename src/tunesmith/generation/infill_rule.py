@@ -19,7 +19,6 @@ is used up, and the forced ``FILL_END`` is added after it.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from tunesmith.generation.grammar import PairGrammar, StatelessRule
 from tunesmith.tokenization.pairs import DUR_OFFSET, EOS, FILL_END, N_DURATIONS
@@ -35,19 +34,19 @@ class GapRule(StatelessRule):
         ids = np.arange(vocab_size)
         is_duration = (ids >= DUR_OFFSET) & (ids < DUR_OFFSET + N_DURATIONS)
         # Steps of each duration id; -1 elsewhere, so any room admits the non-durations.
-        self.steps = torch.from_numpy(np.where(is_duration, ids - DUR_OFFSET, -1))
-        self.not_eos = torch.from_numpy(ids != EOS)
-        self.only_end = torch.from_numpy(ids == FILL_END)
+        self.steps = np.where(is_duration, ids - DUR_OFFSET, -1)
+        self.not_eos = ids != EOS
+        self.only_end = ids == FILL_END
 
     def room(self, grammar: PairGrammar) -> np.ndarray:
         """``(B,)`` steps left in the gap, row by row."""
         return self.gap - grammar.elapsed
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
-        room = torch.from_numpy(self.room(grammar))[:, None]  # (B, 1)
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
+        room = self.room(grammar)[:, None]  # (B, 1)
         fits = (self.steps[None, :] <= room) & self.not_eos  # (B, V)
         out = mask & fits
-        ended = torch.from_numpy((self.room(grammar) <= 0) & (grammar.pending < 0))
-        if bool(ended.any()):
+        ended = (self.room(grammar) <= 0) & (grammar.pending < 0)
+        if ended.any():
             out[ended] = self.only_end
         return out

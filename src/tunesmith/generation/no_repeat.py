@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from tunesmith.generation.grammar import PairGrammar
 from tunesmith.generation.note_history import NoteHistory, forbid
@@ -41,7 +40,7 @@ class NoRepeatNgramRule:
         self.n = n
         self.history = NoteHistory(prompt_ids)
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         bans = {}
         for r, pending in enumerate(grammar.pending.tolist()):
             if pending >= 0:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from tunesmith.tokenization.pairs import DUR_OFFSET, N_DURATIONS, PITCH_OFFSET, SEP
 
@@ -56,7 +55,7 @@ class NoteHistory:
         return len(self.pitches)
 
 
-def forbid(mask: torch.Tensor, bans: dict[int, list[int]]) -> torch.Tensor:
+def forbid(mask: np.ndarray, bans: dict[int, list[int]]) -> np.ndarray:
     """``mask`` with ``bans`` (row -> token ids) set False, except where a row would have nothing left.
 
     A rule must leave every row something legal; a ban that would empty a row (another
@@ -64,10 +63,10 @@ def forbid(mask: torch.Tensor, bans: dict[int, list[int]]) -> torch.Tensor:
     """
     if not bans:
         return mask
-    out = mask.clone()
+    out = mask.copy()
     for r, ids in bans.items():
-        row = out[r].clone()
+        row = out[r].copy()
         row[ids] = False
-        if bool(row.any()):
+        if row.any():
             out[r] = row
     return out

@@ -1,7 +1,10 @@
-"""Pure logits transforms: each takes ``(B, V)`` logits and returns new ones.
+"""Pure logits transforms over numpy arrays: each takes ``(B, V)`` float32 logits and returns
+new ones; both backends share them (the torch step's logits are viewed, not copied).
 
 They compose in any order the loop chooses; masks set logits to -inf and every
-transform keeps -inf entries at -inf, so a rule once applied stays applied.
+transform keeps -inf entries at -inf, so a rule once applied stays applied. Float32
+``where``, division, multiplication and addition are IEEE operations, so these give
+the logits torch's transforms gave, bit for bit (``tests/test_processors.py``).
 """
 
 from __future__ import annotations
@@ -9,14 +12,14 @@ from __future__ import annotations
 import math
 from typing import Protocol, runtime_checkable
 
-import torch
+import numpy as np
 
-NEG_INF = float("-inf")
+NEG_INF = np.float32(-np.inf)
 
 
-def mask(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+def mask(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     """Forbid every id where ``allowed`` (``(B, V)`` or ``(V,)`` bool) is False."""
-    return torch.where(allowed, logits, NEG_INF)  # one operation: no inverted mask
+    return np.where(allowed, logits, NEG_INF)
 
 
 @runtime_checkable
@@ -27,29 +30,29 @@ class LogitsRule(Protocol):
     with the rule's per-row state moved by the grammar's ``update`` and ``reorder``.
     """
 
-    def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor: ...
+    def adjust_logits(self, logits: np.ndarray) -> np.ndarray: ...
 
 
-def repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+def repetition_penalty(logits: np.ndarray, seen: np.ndarray, penalty: float) -> np.ndarray:
     """Hugging Face's repetition penalty: where ``seen`` (``(B, V)`` bool), divide positive
     logits by ``penalty`` and multiply negative ones by it (-inf stays -inf)."""
-    penalised = torch.where(logits > 0, logits / penalty, logits * penalty)
-    return torch.where(seen, penalised, logits)
+    penalised = np.where(logits > 0, logits / np.float32(penalty), logits * np.float32(penalty))
+    return np.where(seen, penalised, logits)
 
 
-def rest_bias(kinds_is_rest: torch.Tensor, creativity: int) -> torch.Tensor:
+def rest_bias(kinds_is_rest: np.ndarray, creativity: int) -> np.ndarray:
     """``(V,)`` log-space bias that multiplies rest tokens' probability by ``1 - creativity/1000``.
 
     Adding ``log(f)`` to a logit multiplies its softmax weight by ``f`` before
     renormalisation, which is how the original applied its creativity knob.
     """
     factor = 1.0 - creativity / 1000.0
-    bias = torch.zeros(kinds_is_rest.shape, dtype=torch.float32)
+    bias = np.zeros(kinds_is_rest.shape, dtype=np.float32)
     bias[kinds_is_rest] = math.log(factor) if factor > 0 else NEG_INF
     return bias
 
 
-def temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
+def temperature(logits: np.ndarray, t: float) -> np.ndarray:
     """Divide by ``t`` (< 1 sharpens, > 1 flattens).
 
     A ``t`` so small that the division overflows is the limit of sharpening: only the
@@ -57,14 +60,20 @@ def temperature(logits: torch.Tensor, t: float) -> torch.Tensor:
     """
     if t == 1.0:
         return logits
-    scaled = logits / t
-    if bool((torch.isfinite(logits) & ~torch.isfinite(scaled)).any()):
-        best = logits.max(dim=-1, keepdim=True).values
-        return logits.masked_fill(logits < best, NEG_INF)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # t may round to 0
+        scaled = logits / np.float32(t)
+    if (np.isfinite(logits) & ~np.isfinite(scaled)).any():
+        best = logits.max(axis=-1, keepdims=True)
+        return np.where(logits < best, NEG_INF, logits)
     return scaled
 
 
-def top_k(logits: torch.Tensor, k: torch.Tensor | int, offset: int = 0) -> torch.Tensor:
+def _ranking(logits: np.ndarray) -> np.ndarray:
+    """``(B, V)`` ids by logit, highest first; ties by id (torch's CPU sort does the same)."""
+    return np.argsort(-logits, axis=-1, kind="stable")
+
+
+def top_k(logits: np.ndarray, k: np.ndarray | int, offset: int = 0) -> np.ndarray:
     """Keep, per row, the candidates ranked ``offset .. offset+k-1`` by logit.
 
     ``k`` may differ per row (``(B,)``). The offset drops the n most likely
@@ -74,46 +83,36 @@ def top_k(logits: torch.Tensor, k: torch.Tensor | int, offset: int = 0) -> torch
     offset (the lower notes of a chord), by keeping the least likely legal one.
     """
     B, V = logits.shape
-    if B == 1:  # the same ranking in a few operations: this runs once a token
-        return _top_k_one_row(logits, int(torch.as_tensor(k).reshape(-1)[0]), offset)
-    k = torch.as_tensor(k, device=logits.device).expand(B)
-    order = logits.argsort(dim=-1, descending=True)  # (B, V)
-    allowed = torch.isfinite(logits).sum(-1, keepdim=True)  # (B, 1)
-    start = torch.clamp(torch.full_like(allowed, offset), max=allowed - 1).clamp(min=0)
-    ranks = torch.arange(V, device=logits.device).expand(B, V)
+    k = np.broadcast_to(np.asarray(k, dtype=np.int64).reshape(-1), (B,))
+    order = _ranking(logits)
+    allowed = np.isfinite(logits).sum(-1, keepdims=True)  # (B, 1)
+    start = np.clip(np.minimum(offset, allowed - 1), 0, None)
+    ranks = np.arange(V)[None]
     keep_sorted = (ranks >= start) & (ranks < start + k[:, None]) & (ranks < allowed)
-    keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
-    return logits.masked_fill(~keep, NEG_INF)
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=1)
+    return np.where(keep, logits, NEG_INF)
 
 
-def _top_k_one_row(logits: torch.Tensor, k: int, offset: int) -> torch.Tensor:
-    """:func:`top_k` of one row ``(1, V)``: the ranks ``start .. start+k-1`` of the same sort."""
-    allowed = int(torch.isfinite(logits).sum())
-    start = max(0, min(offset, allowed - 1))
-    keep = logits.argsort(dim=-1, descending=True)[0, start : min(start + k, allowed)]
-    out = torch.full_like(logits, NEG_INF)
-    out[0, keep] = logits[0, keep]
-    return out
+def softmax(logits: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Row-wise softmax in ``dtype`` (-inf entries get 0)."""
+    x = logits.astype(dtype, copy=False)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
-def top_p(logits: torch.Tensor, p: float) -> torch.Tensor:
+def top_p(logits: np.ndarray, p: float) -> np.ndarray:
     """Nucleus: keep the smallest set of most likely candidates whose mass reaches ``p``."""
     if p >= 1.0:
         return logits
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    probs = torch.softmax(sorted_logits, dim=-1)
+    order = _ranking(logits)
+    probs = softmax(np.take_along_axis(logits, order, axis=1))
     mass_before = probs.cumsum(-1) - probs  # mass of strictly more likely candidates
-    keep_sorted = mass_before < p  # always keeps the first
-    keep = torch.zeros_like(keep_sorted).scatter_(1, order, keep_sorted)
-    return logits.masked_fill(~keep, NEG_INF)
+    keep = np.zeros(logits.shape, dtype=bool)
+    np.put_along_axis(keep, order, mass_before < np.float32(p), axis=1)  # keeps the first
+    return np.where(keep, logits, NEG_INF)
 
 
-def pick_greedy(logits: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` the most likely id of each row."""
-    return logits.argmax(dim=-1)
-
-
-def pick_sample(logits: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """``(B,)`` ids drawn from ``softmax(logits)`` with an explicit generator."""
-    probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+def pick_greedy(logits: np.ndarray) -> np.ndarray:
+    """``(B,)`` the most likely id of each row (the first of tied ones)."""
+    return logits.argmax(axis=-1)

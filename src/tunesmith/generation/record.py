@@ -19,6 +19,7 @@ from typing import Any
 from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.result import GenerationResult
+from tunesmith.generation.sampler import SAMPLERS
 from tunesmith.tokenization.midi_io import MAX_FILE_BYTES, STEPS_PER_BAR, read_file_bytes
 
 TOOL = "tunesmith generate"
@@ -58,6 +59,8 @@ def step_record(result: GenerationResult, prompt_notes: int | None) -> dict[str,
         "generation_seconds": round(result.seconds, 4),
         "tokens_per_second": round(result.tokens_per_second, 1),
         "backend": result.backend,
+        # Absent: the torch sampler, which every record before the numpy one used.
+        **({"sampler": result.sampler} if result.sampler != "torch" else {}),
         **infill,
     }
 
@@ -111,6 +114,7 @@ class Replay:
     prompt_notes: int | None
     infill_bars: tuple[int, int] | None = None  # an infill record: the bars it regenerated
     backend: str | None = None  # the decoding step that made it (older records: None)
+    sampler: str = "torch"  # who drew its ids (records before the numpy sampler: torch)
 
 
 # Knobs newer than some records, with the value that replays an older record unchanged (off).
@@ -143,9 +147,15 @@ def load_record(path: str | os.PathLike[str]) -> Replay:
         raise TunesmithError(
             f"{path}: backend must be one of {', '.join(_BACKENDS)}, not {backend!r}"
         )
+    sampler = _optional(record, "sampler", str, path) or "torch"
+    if sampler not in SAMPLERS:
+        raise TunesmithError(
+            f"{path}: sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}"
+        )
     return Replay(
-        config=config, prompt_notes=prompt_notes, infill_bars=bars, backend=backend, **texts
-    )
+        config=config, prompt_notes=prompt_notes, infill_bars=bars, backend=backend,
+        sampler=sampler, **texts,
+    )  # fmt: skip
 
 
 def _infill_bars(record: dict[str, Any], path: Any) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import torch
+import numpy as np
 
 from tunesmith.generation.bar_notes import BarNotesRows
 from tunesmith.generation.grammar import PairGrammar
@@ -33,15 +33,15 @@ class RepeatBias(BarNotesRows):
         super().__init__(prompt_ids)
         self.log_bias = math.log(bias)
 
-    def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
+    def adjust_logits(self, logits: np.ndarray) -> np.ndarray:
         boosts = [(r, sorted(row.continuations())) for r, row in enumerate(self.rows)]
         boosts = [(r, ids) for r, ids in boosts if ids]
         if not boosts:
             return logits
-        out = logits.clone()
+        out = logits.copy()
         for r, ids in boosts:
-            out[r, ids] += self.log_bias  # -inf (masked later anyway) stays -inf
+            out[r, ids] += np.float32(self.log_bias)  # -inf (masked later anyway) stays -inf
         return out
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         return mask

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from tunesmith.generation import processors as P
 from tunesmith.generation.grammar import PairGrammar
@@ -31,18 +30,18 @@ class RepetitionPenalty:
         self.penalty = penalty
         self.history = NoteHistory(prompt_ids, keep=WINDOW_NOTES)
 
-    def seen(self, vocab_size: int) -> torch.Tensor:
+    def seen(self, vocab_size: int) -> np.ndarray:
         """``(B, V)`` bool: the pitch tokens of each row's last :data:`WINDOW_NOTES` notes."""
-        out = torch.zeros((self.history.rows, vocab_size), dtype=torch.bool)
+        out = np.zeros((self.history.rows, vocab_size), dtype=bool)
         for r, pitches in enumerate(self.history.pitches):
             if pitches:
                 out[r, [PITCH_OFFSET + p for p in set(pitches[-WINDOW_NOTES:])]] = True
         return out
 
-    def adjust_logits(self, logits: torch.Tensor) -> torch.Tensor:
+    def adjust_logits(self, logits: np.ndarray) -> np.ndarray:
         return P.repetition_penalty(logits, self.seen(logits.shape[-1]), self.penalty)
 
-    def restrict(self, grammar: PairGrammar, mask: torch.Tensor) -> torch.Tensor:
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
         return mask
 
     def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:

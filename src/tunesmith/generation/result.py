@@ -9,8 +9,8 @@ import numpy as np
 import symusic
 
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.grammar import pitch_allowed, token_pitches
-from tunesmith.generation.search import Decoded
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import grid_notes
 from tunesmith.tokenization.pairs import PairTokenizer
@@ -41,6 +41,7 @@ class GenerationResult:
     memorisation: Any = None  # filled in by the evaluation layer when an index is at hand
     span: tuple[int, int] | None = None  # infill: [start, stop) grid steps regenerated
     backend: str = "torch"  # the decoding step that made it: "torch" or "onnx"
+    sampler: str = "torch"  # who drew its ids (generation/sampler.py): "torch" or "numpy"
 
     @property
     def new_ids(self) -> list[int]:

@@ -8,28 +8,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from tunesmith.generation import processors as P
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.grammar import Grammar, Rule
+from tunesmith.generation.sampler import Sampler, make_sampler
 from tunesmith.generation.sequences import Sequences
-from tunesmith.model.decode import Decoder, DecodeStep
-from tunesmith.model.transformer import Transformer
+from tunesmith.model.fused_step import FusedDecoder
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
+if TYPE_CHECKING:  # the beam loop and the torch step import torch when they run
+    import torch
+
+    from tunesmith.model.decode import DecodeStep
+    from tunesmith.model.transformer import Transformer
+
 Callback = Callable[[int, int], "bool | None"]
-
-
-@dataclass
-class Decoded:
-    """New ids after the prompt and why decoding stopped."""
-
-    ids: list[int]
-    stop_reason: str  # "eos" | "length" | "cancelled"
 
 
 def _target(cfg: GenerationConfig) -> int:
@@ -49,13 +48,13 @@ class LogitsPipeline:
     ) -> None:
         self.cfg = cfg
         self.adjusters = [r for r in rules if isinstance(r, P.LogitsRule)]
-        is_rest = torch.from_numpy(tokenizer.kinds == TokenKind.SEPARATOR)
+        is_rest = tokenizer.kinds == TokenKind.SEPARATOR
         self.bias = P.rest_bias(is_rest, cfg.creativity) if cfg.creativity else None
-        self.k = torch.tensor([cfg.top_k_notes, cfg.top_k_durations])
+        self.k = np.array([cfg.top_k_notes, cfg.top_k_durations])
 
-    def constrained(self, logits: torch.Tensor, grammar: Grammar) -> torch.Tensor:
-        """Masked and biased logits: what every search ranks."""
-        logits = logits.float()
+    def constrained(self, logits: np.ndarray, grammar: Grammar) -> np.ndarray:
+        """Masked and biased logits ``(B, V)`` float32: what every search ranks."""
+        logits = np.asarray(logits, dtype=np.float32)
         for rule in self.adjusters:  # e.g. the repetition penalty, on the raw logits as in HF
             logits = rule.adjust_logits(logits)
         masked = P.mask(logits, grammar.allowed())
@@ -63,47 +62,55 @@ class LogitsPipeline:
             return masked
         biased = masked + self.bias
         # A bias that forbids everything (creativity 1000 where only a rest is allowed) yields to the grammar.
-        dead = torch.isinf(biased).all(dim=-1, keepdim=True)
-        return torch.where(dead, masked, biased)
+        dead = np.isinf(biased).all(axis=-1, keepdims=True)
+        return np.where(dead, masked, biased)
 
-    def pick(self, logits: torch.Tensor, grammar: Grammar, rng: torch.Generator) -> torch.Tensor:
+    def pick(self, logits: np.ndarray, grammar: Grammar, sampler: Sampler) -> np.ndarray:
+        """``(B,)`` the ids the search takes after the constrained ``logits``."""
         cfg = self.cfg
         if cfg.search == "greedy":
             return P.pick_greedy(logits)
         logits = P.temperature(logits, cfg.temperature)
         if cfg.search == "top_k":
-            k = self.k[torch.from_numpy(grammar.next_is_duration().astype(np.int64))]
+            k = self.k[grammar.next_is_duration().astype(np.int64)]
             logits = P.top_k(logits, k, cfg.top_k_offset)
         else:
             logits = P.top_p(logits, cfg.top_p)
-        return P.pick_sample(logits, rng)
+        return sampler.pick(logits)
 
 
 def _start(
-    model: Transformer,
+    model: Transformer | None,
     tokenizer: Tokenizer,
     prompt: list[int],
     cfg: GenerationConfig,
-    decoder: DecodeStep | None,
+    decoder: DecodeStep | FusedDecoder | None,
     rules: Sequence[Rule],
 ) -> tuple[Sequences, LogitsPipeline]:
     """What both loops begin with: one row after the prompt, and the logits pipeline."""
-    seqs = Sequences(decoder or Decoder(model), tokenizer, prompt, cfg, rules)
+    if decoder is None:
+        from tunesmith.model.decode import Decoder
+
+        decoder = Decoder(model)  # type: ignore[arg-type]
+    seqs = Sequences(decoder, tokenizer, prompt, cfg, rules)
     return seqs, LogitsPipeline(tokenizer, cfg, rules)
 
 
 def sample(
-    model: Transformer,
+    model: Transformer | None,
     tokenizer: Tokenizer,
     prompt: list[int],
     cfg: GenerationConfig,
     callback: Callback | None,
-    decoder: DecodeStep | None = None,
+    decoder: DecodeStep | FusedDecoder | None = None,
     rules: Sequence[Rule] = (),
+    sampler: str = "torch",
 ) -> Decoded:
-    """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step)."""
+    """Greedy, top-k or top-p decoding of one piece (``decoder``: default the fast step of
+    ``model``, which may then be None; ``sampler``: who draws the ids,
+    :mod:`tunesmith.generation.sampler`)."""
     seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder, rules)
-    rng = torch.Generator().manual_seed(cfg.seed)
+    rng = make_sampler(sampler, cfg.seed)
     grammar, target = seqs.grammar, _target(cfg)
     for _ in range(_max_tokens(cfg)):
         token = pipeline.pick(pipeline.constrained(seqs.logits(), grammar), grammar, rng)
@@ -182,6 +189,8 @@ def beam_search(
     rules: Sequence[Rule] = (),
 ) -> Decoded:
     """Beam search: ``beam_width`` rows decoded as one batch over a shared-prompt cache."""
+    import torch
+
     W, eos = cfg.beam_width, tokenizer.eos_id
     seqs, pipeline = _start(model, tokenizer, prompt, cfg, decoder, rules)
     seqs.fork(W)
@@ -189,15 +198,16 @@ def beam_search(
     scores[0] = 0.0  # the rows start identical: expand only one
     finished, target = Finished(cfg.length_penalty), _target(cfg)
     for _ in range(_max_tokens(cfg)):
-        logp = torch.log_softmax(pipeline.constrained(seqs.logits(), seqs.grammar), dim=-1)
+        constrained = pipeline.constrained(seqs.logits(), seqs.grammar)
+        logp = torch.log_softmax(torch.from_numpy(constrained), dim=-1)
         ext = best_extensions(scores, logp, W, eos)
         for row, s in ext.ended:
             finished.add(s, [*seqs.new_ids(row), eos], "eos")
         if len(finished.items) >= W or not ext.rows:
             break
         ext.fill(W)
-        seqs.reorder(torch.tensor(ext.rows))
-        seqs.append(torch.tensor(ext.tokens))
+        seqs.reorder(np.array(ext.rows, dtype=np.int64))
+        seqs.append(np.array(ext.tokens, dtype=np.int64))
         scores = torch.tensor(ext.scores)
         for r in np.flatnonzero(seqs.grammar.done(cfg) & np.isfinite(scores.numpy())):
             finished.add(float(scores[r]), seqs.new_ids(r), "length")

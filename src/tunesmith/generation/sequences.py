@@ -9,15 +9,60 @@ is the one its arrays have.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.fused_window import FusedWindow
 from tunesmith.generation.grammar import Grammar, Rule, make_grammar
-from tunesmith.generation.window import CachedWindow
-from tunesmith.model.decode import DecodeStep
+from tunesmith.model.fused_step import FusedDecoder
 from tunesmith.tokenization.base import Tokenizer
+
+if TYPE_CHECKING:
+    from tunesmith.model.decode import DecodeStep
+
+
+class TorchRows:
+    """:class:`~tunesmith.generation.window.CachedWindow` (torch tensors) seen through numpy."""
+
+    def __init__(self, decoder: DecodeStep, prompt: list[int]) -> None:
+        import torch
+
+        from tunesmith.generation.window import CachedWindow
+
+        self._torch = torch
+        self.window = CachedWindow(decoder, prompt)
+
+    @property
+    def rows(self) -> int:
+        return self.window.rows
+
+    @property
+    def length(self) -> int:
+        return self.window.ids.shape[1]
+
+    def row_ids(self, row: int) -> list[int]:
+        return self.window.ids[row].tolist()
+
+    def fork(self, rows: int) -> None:
+        self.window.fork(rows)
+
+    def logits(self) -> np.ndarray:
+        return self.window.logits().numpy()
+
+    def push(self, tokens: np.ndarray) -> None:
+        self.window.push(self._torch.from_numpy(tokens))
+
+    def reorder(self, rows: np.ndarray) -> None:
+        self.window.reorder(self._torch.from_numpy(rows))
+
+
+def open_window(decoder: Any, prompt: list[int]) -> FusedWindow | TorchRows:
+    """The window a decoder runs: numpy for the fused ONNX decoder, else the torch cache's."""
+    if isinstance(decoder, FusedDecoder):
+        return FusedWindow(decoder, prompt)
+    return TorchRows(decoder, prompt)
 
 
 class Sequences:
@@ -25,7 +70,7 @@ class Sequences:
 
     def __init__(
         self,
-        decoder: DecodeStep,
+        decoder: DecodeStep | FusedDecoder,
         tokenizer: Tokenizer,
         prompt: list[int],
         cfg: GenerationConfig,
@@ -33,7 +78,7 @@ class Sequences:
     ) -> None:
         self.grammar: Grammar = make_grammar(tokenizer, cfg, rules)
         self.grammar.feed_prompt(prompt)
-        self.window = CachedWindow(decoder, prompt)
+        self.window = open_window(decoder, prompt)
         self.prompt_length = len(prompt)
 
     @property
@@ -43,27 +88,27 @@ class Sequences:
     @property
     def new_length(self) -> int:
         """Tokens added after the prompt (the same in every row)."""
-        return self.window.ids.shape[1] - self.prompt_length
+        return self.window.length - self.prompt_length
 
     def fork(self, rows: int) -> None:
         """Make the one row ``rows`` identical rows."""
         self.window.fork(rows)
         self.grammar.reorder(np.zeros(rows, dtype=np.int64))
 
-    def logits(self) -> torch.Tensor:
+    def logits(self) -> np.ndarray:
         """``(B, V)`` the model's logits of each row's next token (before any rule)."""
         return self.window.logits()
 
-    def append(self, tokens: torch.Tensor) -> None:
-        """Add one token ``(B,)`` to every row."""
-        self.grammar.update(tokens.numpy())
+    def append(self, tokens: np.ndarray) -> None:
+        """Add one token ``(B,)`` (int64) to every row."""
+        self.grammar.update(tokens)
         self.window.push(tokens)
 
-    def reorder(self, rows: torch.Tensor) -> None:
+    def reorder(self, rows: np.ndarray) -> None:
         """Row i continues row ``rows[i]``."""
         self.window.reorder(rows)
-        self.grammar.reorder(rows.numpy())
+        self.grammar.reorder(rows)
 
     def new_ids(self, row: int) -> list[int]:
         """The ids row ``row`` added after the prompt."""
-        return self.window.ids[row, self.prompt_length :].tolist()
+        return self.window.row_ids(row)[self.prompt_length :]

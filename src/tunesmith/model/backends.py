@@ -16,56 +16,23 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import torch
 
 from tunesmith.errors import BadParameterError
-from tunesmith.model.decode import Decoder, DecodeStep
+from tunesmith.model import backend_names
+from tunesmith.model.backend_names import BACKENDS, check_backend
 from tunesmith.model.fused_graph import supports_fused
-from tunesmith.model.onnx_decode import (
-    LazySession,
-    OnnxDecoder,
-    load_session,
-    onnxruntime_available,
-)
+from tunesmith.model.fused_step import LazySession, load_session
+from tunesmith.model.step_backend import StepBackend
 from tunesmith.model.step_cache import StepArtifact, cache_dir
 from tunesmith.model.transformer import Transformer
 
-BACKENDS = ("auto", "torch", "onnx")
+__all__ = ["BACKENDS", "StepBackend", "check_backend", "open_backend"]
+
 _LOCK_SECONDS = 600  # a background build older than this is taken for dead
-
-
-def check_backend(name: object) -> str:
-    """``name`` if it is a backend that can run here; else a one-line BadParameterError."""
-    if name not in BACKENDS:
-        raise BadParameterError(
-            f"{name!r} is not a backend (choose from {', '.join(BACKENDS)})", field="backend"
-        )
-    if name == "onnx" and not onnxruntime_available():
-        raise BadParameterError(
-            "onnx needs onnxruntime, which is not installed (pip install -e '.[fast]')",
-            field="backend",
-        )
-    return str(name)
-
-
-@dataclass
-class StepBackend:
-    """The backend a generator decodes with, and its ONNX Runtime sessions when it is onnx:
-    the step graph's, and the fused batch-1 graph's (None when the model has none)."""
-
-    name: str  # "torch" or "onnx"
-    session: Any = None
-    fused: Any = None
-
-    def decoder(self, model: Transformer) -> DecodeStep:
-        """A fresh step for one decoding."""
-        if self.session is None:
-            return Decoder(model)
-        return OnnxDecoder(model, self.session, self.fused)
 
 
 def open_backend(
@@ -74,7 +41,7 @@ def open_backend(
 ) -> StepBackend:  # fmt: skip
     """Resolve ``requested`` (auto, torch or onnx) for ``model`` into a ready backend."""
     requested = check_backend(requested)
-    if requested == "torch" or (requested == "auto" and not onnxruntime_available()):
+    if requested == "torch" or (requested == "auto" and not backend_names.onnxruntime_available()):
         return StepBackend("torch")
     if next(model.parameters()).dtype != torch.float32:
         if requested == "onnx":
@@ -88,20 +55,23 @@ def open_backend(
     if requested == "onnx":
         artifact.ensure(model)
         return _onnx_backend(model, artifact.graph, artifact.fused, threads)
-    problem = artifact.problem(model)
+    problem = artifact.problem(model.cfg, loaded_only=True)
     if problem is not None:
         _build_in_background(artifact, problem, checkpoint)
         return StepBackend("torch")
-    return _onnx_backend(model, artifact.graph, artifact.fused, threads)
+    return _onnx_backend(model, artifact.graph, artifact.fused, threads, artifact.check_graph)
 
 
 def _onnx_backend(
-    model: Transformer, graph: Path | bytes, fused: Path | bytes | None, threads: int | None
-) -> StepBackend:
-    """The onnx backend over the step graph and, when the model has one, the fused graph."""
+    model: Transformer, graph: Path | bytes, fused: Path | bytes | None, threads: int | None,
+    check: Callable[[], None] | None = None,
+) -> StepBackend:  # fmt: skip
+    """The onnx backend over the step graph and, when the model has one, the fused graph;
+    ``check`` refuses a lazily loaded step graph whose bytes were not hashed before."""
     if not (supports_fused(model) and fused):
         return StepBackend("onnx", load_session(graph, threads))
-    return StepBackend("onnx", LazySession(graph, threads), load_session(fused, threads))
+    lazy = LazySession(graph, threads, check)
+    return StepBackend("onnx", lazy, load_session(fused, threads))
 
 
 def _export_bytes(model: Transformer) -> tuple[bytes, bytes | None]:

@@ -9,7 +9,6 @@ kill at any moment leaves the previous checkpoint whole.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -23,17 +22,34 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from tunesmith.errors import BadCheckpointError
-from tunesmith.model.config import ModelConfig
-from tunesmith.model.transformer import Transformer
-from tunesmith.tokenization import Tokenizer, tokenizer_from_dict
-
-FORMAT = "tunesmith-checkpoint"
-CONFIG_FILE, WEIGHTS_FILE, TOKENIZER_FILE, STATE_FILE = (
-    "config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "train_state.pt",
+from tunesmith.model.checkpoint_info import (
+    CONFIG_FILE,
+    FORMAT,
+    STATE_FILE,
+    TOKENIZER_FILE,
+    WEIGHTS_FILE,
+    bundled_model_path,
+    file_checksum,
+    read_config,
+    read_model_info,
 )
+from tunesmith.model.transformer import Transformer
+from tunesmith.tokenization import Tokenizer
+
+__all__ = [
+    "CONFIG_FILE",
+    "FORMAT",
+    "STATE_FILE",
+    "TOKENIZER_FILE",
+    "WEIGHTS_FILE",
+    "Checkpoint",
+    "bundled_model_path",
+    "check_finite_weights",
+    "file_checksum",
+    "load_checkpoint",
+    "read_config",
+    "save_checkpoint",
+]
 
 
 @dataclass
@@ -51,17 +67,11 @@ class Checkpoint:
         return file_checksum(self.path / WEIGHTS_FILE)
 
 
-def file_checksum(path: str | Path, n: int = 16) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:n]
-
-
-def bundled_model_path() -> Path:
-    """The pretrained model that ships inside the package."""
-    return Path(__file__).resolve().parent.parent / "pretrained" / "ff-piano"
+def check_finite_weights(model: Transformer, where: str) -> None:
+    """Refuse a model with a NaN or infinite weight: it would write silence or noise."""
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise BadCheckpointError(f"{where}: weight {name} is not finite (NaN or inf)")
 
 
 def _state_dict_for_saving(
@@ -165,45 +175,12 @@ def save_checkpoint(
     return write_folder_atomically(Path(path), write)
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """``config.json`` of a checkpoint folder, validated as tunesmith's."""
-    path = Path(path)
-    if not path.exists():
-        raise BadCheckpointError(f"{path}: no such checkpoint")
-    if not path.is_dir() or not (path / CONFIG_FILE).is_file():
-        raise BadCheckpointError(f"{path}: not a tunesmith checkpoint (no {CONFIG_FILE})")
-    try:
-        config = json.loads((path / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise BadCheckpointError(f"{path}: unreadable {CONFIG_FILE} ({err})") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise BadCheckpointError(
-            f"{path}: not a tunesmith checkpoint ({CONFIG_FILE} has no tunesmith format tag)"
-        )
-    return config
-
-
 def load_checkpoint(
     path: str | Path | None = None, device: str | torch.device = "cpu"
 ) -> Checkpoint:
     """Load a checkpoint folder (``None``: the bundled model) for inference."""
-    path = Path(path) if path is not None else bundled_model_path()
-    if path is None or (not path.exists() and path == bundled_model_path()):
-        raise BadCheckpointError(
-            "the bundled model is missing from this install; pass --model PATH"
-        )
-    config = read_config(path)
-    try:
-        model_cfg = ModelConfig.from_dict(config["model"])
-        tokenizer = tokenizer_from_dict(config["tokenizer"])
-    except (KeyError, TypeError) as err:
-        raise BadCheckpointError(f"{path}: incomplete {CONFIG_FILE} ({err})") from None
-    if tokenizer.vocab_size != model_cfg.vocab_size:
-        raise BadCheckpointError(
-            f"{path}: tokenizer has {tokenizer.vocab_size} ids but the model {model_cfg.vocab_size}"
-        )
-    if model_cfg.bar_positions and tokenizer.name != "pairs":  # the clock reads pairs ids
-        raise BadCheckpointError(f"{path}: bar positions need the pairs tokenizer")
+    info = read_model_info(path)
+    path, config, model_cfg, tokenizer = info.path, info.config, info.cfg, info.tokenizer
     model = Transformer(model_cfg, pad_id=tokenizer.pad_id)
     weights = path / WEIGHTS_FILE
     if not weights.is_file():

@@ -26,14 +26,14 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
+from tunesmith.model.backend_names import fused_supported
 from tunesmith.model.step_graph import BAR_POS, export_graph
 from tunesmith.model.transformer import Transformer
 
 
 def supports_fused(model: Transformer) -> bool:
-    """Whether the fused graph can run the model: ONNX Runtime's operator rotates heads of a
-    multiple of 16 only; other models run the step graph."""
-    return model.cfg.style != "modern" or model.cfg.head_dim % 16 == 0
+    """Whether the fused graph can run the model (:func:`~tunesmith.model.backend_names.fused_supported`)."""
+    return fused_supported(model.cfg)
 
 
 def fused_input_names(model: Transformer) -> list[str]:

@@ -14,9 +14,6 @@ beam reordering and every rule work on it unchanged.
 
 from __future__ import annotations
 
-import importlib.util
-import threading
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,53 +21,14 @@ import torch
 
 from tunesmith.model.cache import KVCache
 from tunesmith.model.decode import check_context
+from tunesmith.model.fused_step import FusedStep, LazySession, bind
 from tunesmith.model.step_graph import BAR_POS, SCALARS
 from tunesmith.model.transformer import Transformer
 
 
-def onnxruntime_available() -> bool:
-    """Whether the ``fast`` extra (onnxruntime) is installed."""
-    # Found, not imported: choosing the backend costs nothing when torch is the answer.
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def load_session(graph: Path | bytes, threads: int | None) -> Any:
-    """An ONNX Runtime session of the step graph, run with ``threads`` threads (None: its own)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.inter_op_num_threads = 1
-    if threads is not None:
-        opts.intra_op_num_threads = threads
-    if threads == 1:  # no pool to spin: on a shared machine spinning threads only steal time
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    source = graph if isinstance(graph, bytes) else str(graph)
-    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
-
-
-class LazySession:
-    """A session loaded on its first use: a decoding that runs the fused graph alone (every
-    search but beam) does not pay for loading the step graph. Safe to share between threads."""
-
-    def __init__(self, graph: Path | bytes, threads: int | None) -> None:
-        self._graph, self._threads = graph, threads
-        self._session: Any = None
-        self._lock = threading.Lock()
-
-    def get(self) -> Any:
-        """The session, loaded now if it was not yet."""
-        with self._lock:
-            if self._session is None:
-                self._session = load_session(self._graph, self._threads)
-            return self._session
-
-
 def _bind(binding: Any, name: str, t: torch.Tensor | np.ndarray, output: bool = False) -> None:
     """Bind a contiguous CPU tensor or array to a graph input or output by its address."""
-    arr = t.numpy() if isinstance(t, torch.Tensor) else t
-    bind = binding.bind_output if output else binding.bind_input
-    bind(name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
+    bind(binding, name, t.numpy() if isinstance(t, torch.Tensor) else t, output)
 
 
 def _whole_buffer(cache: KVCache) -> tuple[torch.Tensor | None, int]:
@@ -83,50 +41,6 @@ def _whole_buffer(cache: KVCache) -> tuple[torch.Tensor | None, int]:
     return None, 0
 
 
-class FusedStep:
-    """The fused batch-1 graph bound to one cache's storage (rebound when it changes)."""
-
-    def __init__(self, model: Transformer, session: Any) -> None:
-        self.session = session
-        names = {i.name for i in session.get_inputs()}
-        self._scalars = {n: np.zeros((), dtype=np.int64) for n in ("pos", "past") if n in names}
-        self._tokens = np.zeros(1, dtype=np.int64)
-        self._bar_pos = np.zeros(1, dtype=np.int64) if BAR_POS in names else None
-        self._logits = torch.empty(1, model.cfg.vocab_size)
-        self._binding: Any = None
-        self._bound: torch.Tensor | None = None  # the storage bound, kept alive with its address
-
-    def _rebind(self, kv: torch.Tensor) -> None:
-        b = self._binding = self.session.io_binding()
-        _bind(b, "tokens", self._tokens)
-        if self._bar_pos is not None:
-            _bind(b, BAR_POS, self._bar_pos)
-        for name, arr in self._scalars.items():
-            _bind(b, name, arr)
-        for i in range(kv.shape[0]):
-            for j, name in enumerate("kv"):  # past and present: the same memory
-                _bind(b, f"s{name}{i}", kv[i, j])
-                _bind(b, f"present_{name}{i}", kv[i, j], output=True)
-        _bind(b, "logits", self._logits, output=True)
-        self._bound = kv
-
-    def step(
-        self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Logits ``(1, V)`` after ``tokens`` ``(1,)`` (at ``bar_pos`` ``(1,)`` in the bar,
-        for a model with bar positions), its keys and values written to the cache's
-        storage at ``own_len`` (not yet committed: the caller advances)."""
-        if cache.kv is not self._bound:
-            self._rebind(cache.kv)
-        self._tokens[0] = tokens.item()
-        if self._bar_pos is not None and bar_pos is not None:
-            self._bar_pos[0] = bar_pos.item()
-        for arr in self._scalars.values():  # position = tokens before it, all in own storage
-            arr[...] = cache.own_len
-        self.session.run_with_iobinding(self._binding)
-        return self._logits.clone()  # the buffer is the next step's output
-
-
 class OnnxDecoder:
     """The step through ONNX Runtime sessions; one per decoding (it holds its bindings).
 
@@ -137,7 +51,7 @@ class OnnxDecoder:
     def __init__(self, model: Transformer, session: Any, fused: Any = None) -> None:
         self.model = model
         self.session = session
-        self._fused = None if fused is None else FusedStep(model, fused)
+        self._fused = None if fused is None else FusedStep(fused, model.cfg.vocab_size)
         cfg = model.cfg
         self._scalars = {name: np.zeros((), dtype=np.int64) for name in SCALARS[1:]}
         self._empty = torch.zeros(1, cfg.n_head, 1, cfg.head_dim)  # no whole buffer
@@ -181,9 +95,12 @@ class OnnxDecoder:
         self.model.check_bar_pos(bar_pos, tuple(tokens.shape))
         cache.check_room(1)
         if self._fused is not None and cache.shared is None and cache.batch == 1:
-            logits = self._fused.step(tokens, cache, bar_pos)
+            # The new key and value go to the cache's storage at own_len; then it is committed.
+            kv = cache.kv.numpy()
+            logits = self._fused.run(int(tokens.item()), kv, cache.own_len, owner=cache.kv,
+                                     bar_pos=None if bar_pos is None else int(bar_pos.item()))
             cache.advance(1)
-            return logits
+            return torch.from_numpy(logits)
         return self._step_graph(tokens, cache, bar_pos)
 
     @torch.inference_mode()

@@ -23,14 +23,20 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tunesmith.model.transformer import Transformer
+from tunesmith.errors import TunesmithError
+from tunesmith.model.backend_names import fused_supported
+from tunesmith.model.config import ModelConfig
+
+if TYPE_CHECKING:
+    from tunesmith.model.transformer import Transformer
 
 # Bump when StepGraph's or FusedStepGraph's inputs, outputs or computation change (or
-# the files kept): older files are then stale. 3: the fused batch-1 graph. 4: the fused
-# graph takes positions in the bar too.
-STEP_FORMAT = 4
+# the files kept): older files are then stale. 3: the fused batch-1 graph. 4: built only
+# from float32 weights checked finite (a cached export is then trusted without them). 5: the
+# fused graph takes positions in the bar too.
+STEP_FORMAT = 5
 
 
 def cache_dir() -> Path:
@@ -60,45 +66,68 @@ class StepArtifact:
     def meta(self) -> Path:
         return self.folder / f"step-{self.checksum}.json"
 
-    def expected(self, model: Transformer) -> dict[str, Any]:
-        """The metadata a valid artifact of ``model`` has, the graph's hash aside."""
-        return {"format": STEP_FORMAT, "checksum": self.checksum, "model": model.cfg.to_dict()}
+    def expected(self, cfg: ModelConfig) -> dict[str, Any]:
+        """The metadata a valid artifact of a model of ``cfg`` has, the graphs' hashes aside."""
+        return {"format": STEP_FORMAT, "checksum": self.checksum, "model": cfg.to_dict()}
 
-    def problem(self, model: Transformer) -> str | None:
-        """Why the files on disk cannot serve ``model`` (None: they can)."""
+    def problem(self, cfg: ModelConfig, loaded_only: bool = False) -> str | None:
+        """Why the files on disk cannot serve a model of ``cfg`` (None: they can).
+
+        ``loaded_only``: hash only the graph a batch-1 decoding loads at once (the fused one
+        when the model has it); the step graph is then checked when it is loaded
+        (:meth:`check_graph`), which a decoding of one row never does.
+        """
         if not self.graph.is_file() and not self.meta.is_file():
             return "missing"
+        graphs = self._graphs(cfg)
+        if loaded_only and len(graphs) > 1:
+            graphs.pop("sha256")
         try:
             meta = json.loads(self.meta.read_text())
-            digests = {key: _sha256(path) for key, path in self._graphs(model).items()}
+            digests = {key: _sha256(path) for key, path in graphs.items()}
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             return f"unreadable ({type(err).__name__})"
         if not isinstance(meta, dict):
             return "unreadable (metadata is not an object)"
         if meta.get("checksum") != self.checksum:
             return f"from another checkpoint ({meta.get('checksum')})"
-        if meta.get("format") != STEP_FORMAT or meta.get("model") != model.cfg.to_dict():
+        if meta.get("format") != STEP_FORMAT or meta.get("model") != cfg.to_dict():
             return "stale (another format or model config)"
         if any(meta.get(key) != digest for key, digest in digests.items()):
             return "truncated or altered (its checksum does not match)"
         return None
 
-    def _graphs(self, model: Transformer) -> dict[str, Path]:
-        """The graph files ``model`` has, by the metadata key of their SHA-256."""
-        from tunesmith.model.fused_graph import supports_fused
+    def check_graph(self) -> None:
+        """Refuse, in one line, a step graph whose bytes differ from those the metadata
+        recorded (the graph a :meth:`problem` of ``loaded_only`` did not hash)."""
+        try:
+            expected = json.loads(self.meta.read_text()).get("sha256")
+            ok = expected == _sha256(self.graph)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            ok = False
+        if not ok:
+            self.meta.unlink(missing_ok=True)  # the next run rebuilds the export
+            raise TunesmithError(
+                f"cached ONNX step {self.graph} is truncated or altered; it is rebuilt next run"
+            )
 
+    def _graphs(self, cfg: ModelConfig) -> dict[str, Path]:
+        """The graph files a model of ``cfg`` has, by the metadata key of their SHA-256."""
         graphs = {"sha256": self.graph}
-        if supports_fused(model):
+        if fused_supported(cfg):
             graphs["fused_sha256"] = self.fused
         return graphs
 
     def build(self, model: Transformer) -> None:
         """Export ``model``'s steps to the graph files, then write the metadata."""
+        from tunesmith.model.checkpoint import check_finite_weights
         from tunesmith.model.fused_graph import export_fused_step
         from tunesmith.model.step_graph import export_step
 
+        # Checked here, once: a run that finds the export valid trusts it without the weights.
+        check_finite_weights(model, f"checkpoint {self.checksum}")
         self.folder.mkdir(parents=True, exist_ok=True)
-        graphs = self._graphs(model)
+        graphs = self._graphs(model.cfg)
         exporters = {"sha256": export_step, "fused_sha256": export_fused_step}
         tmps = {key: _temp_file(self.folder) for key in graphs}
         try:
@@ -107,7 +136,7 @@ class StepArtifact:
                 exporters[key](model, tmp)
                 digests[key] = _sha256(tmp)
             # Metadata first, the graphs last: a kill in between leaves a mismatch, rebuilt.
-            _write_atomic(self.meta, json.dumps({**self.expected(model), **digests}))
+            _write_atomic(self.meta, json.dumps({**self.expected(model.cfg), **digests}))
             for key, tmp in tmps.items():
                 os.replace(tmp, graphs[key])
         finally:
@@ -116,7 +145,7 @@ class StepArtifact:
 
     def ensure(self, model: Transformer) -> Path:
         """The graph file, (re)built first when it is missing or does not match ``model``."""
-        problem = self.problem(model)
+        problem = self.problem(model.cfg)
         if problem is not None:
             if problem != "missing":
                 print(f"tunesmith: cached ONNX step {self.graph} is {problem}; rebuilding it",
