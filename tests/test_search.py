@@ -271,3 +271,14 @@ def test_a_rule_narrows_every_search(search: str) -> None:
     out = run(gen.model, gen.tokenizer, ids, cfg, None, rules=[NoC()])
     grid = gen.tokenizer.decode_grid(ids + out.ids)
     assert len(grid) == 40 and not (grid[:, 1] % 12 == 0).any()
+
+
+def test_a_pitch_struck_twice_at_once_is_written_once_the_longer() -> None:
+    from tunesmith.tokenization.miditok_adapter import longest_per_onset
+
+    notes = {
+        "time": np.array([0, 0, 0, 4]),
+        "pitch": np.array([60, 60, 64, 60]),
+        "duration": np.array([2, 8, 4, 1]),
+    }
+    assert longest_per_onset(notes).tolist() == [False, True, True, True]
