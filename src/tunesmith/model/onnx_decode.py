@@ -97,8 +97,13 @@ class OnnxDecoder:
         if self._fused is not None and cache.shared is None and cache.batch == 1:
             # The new key and value go to the cache's storage at own_len; then it is committed.
             kv = cache.kv.numpy()
-            logits = self._fused.run(int(tokens.item()), kv, cache.own_len, owner=cache.kv,
-                                     bar_pos=None if bar_pos is None else int(bar_pos.item()))
+            logits = self._fused.run(
+                int(tokens.item()),
+                kv,
+                cache.own_len,
+                owner=cache.kv,
+                bar_pos=None if bar_pos is None else int(bar_pos.item()),
+            )
             cache.advance(1)
             return torch.from_numpy(logits)
         return self._step_graph(tokens, cache, bar_pos)
