@@ -19,7 +19,7 @@ from tunesmith.generation.search import Finished, beam_search, sample
 from tunesmith.model import KVCache, ModelConfig, Transformer, preset
 from tunesmith.model.decode import ReferenceDecoder
 from tunesmith.tokenization import PairTokenizer, TokenKind, build_tokenizer
-from tunesmith.tokenization.midi_io import load_midi, score_from_grid
+from tunesmith.tokenization.midi_io import grid_notes, load_midi, score_from_grid
 from tunesmith.tokenization.pairs import DUR_OFFSET, PITCH_OFFSET
 
 TOK = PairTokenizer()
@@ -166,7 +166,8 @@ def test_beam_cancels_when_the_callback_says_so(prompt) -> None:
     assert seen[-1][0] == 5 and all(done < 5 for done, _ in seen[:-1])
     assert all(total == 30 for _, total in seen)
     assert 1 <= res.n_new_notes <= 5  # the best row, which may trail the furthest one
-    assert len(load_midi(res.score.dumps_midi()).tracks[0].notes) == len(res.grid)
+    # miditok may write one pitch twice at one onset (as real files have it); the grid merges.
+    assert len(grid_notes(load_midi(res.score.dumps_midi()))) == len(res.grid)
 
 
 # --- the top-k offset ---------------------------------------------------------------------
@@ -215,7 +216,8 @@ def test_miditok_tokenizers_generate_end_to_end(miditok_generator, prompt, searc
     assert all(p % 12 in {0, 2, 4, 5, 7, 9, 11} and 21 <= p <= 108 for _, p, _ in new)
     if search in ("top_k", "top_p"):  # sampling reaches the target of 12 notes
         assert (kinds == TokenKind.PITCH).sum() == 12
-    assert len(load_midi(res.score.dumps_midi()).tracks[0].notes) == len(res.grid)
+    # miditok may write one pitch twice at one onset (as real files have it); the grid merges.
+    assert len(grid_notes(load_midi(res.score.dumps_midi()))) == len(res.grid)
     again = gen.generate(prompt, stop_at_eos=False, **kw)
     assert again.ids == res.ids and again.score.dumps_midi() == res.score.dumps_midi()
 
@@ -271,14 +273,3 @@ def test_a_rule_narrows_every_search(search: str) -> None:
     out = run(gen.model, gen.tokenizer, ids, cfg, None, rules=[NoC()])
     grid = gen.tokenizer.decode_grid(ids + out.ids)
     assert len(grid) == 40 and not (grid[:, 1] % 12 == 0).any()
-
-
-def test_a_pitch_struck_twice_at_once_is_written_once_the_longer() -> None:
-    from tunesmith.tokenization.miditok_adapter import longest_per_onset
-
-    notes = {
-        "time": np.array([0, 0, 0, 4]),
-        "pitch": np.array([60, 60, 64, 60]),
-        "duration": np.array([2, 8, 4, 1]),
-    }
-    assert longest_per_onset(notes).tolist() == [False, True, True, True]

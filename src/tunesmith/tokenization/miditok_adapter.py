@@ -228,7 +228,6 @@ class MidiTokTokenizer(Tokenizer):
             limit = (2**31 - 1) // OUTPUT_TPQ * decoded.tpq
             notes = merged.tracks[0].notes.numpy()
             keep = notes["time"].astype(np.int64) + notes["duration"] < limit
-            keep &= longest_per_onset(notes)  # a piano key struck twice at once sounds once
             if not keep.all():
                 kept = {k: v[keep] for k, v in notes.items()}
                 merged.tracks[0].notes = symusic.Note.from_numpy(**kept)
@@ -297,16 +296,3 @@ class MidiTokTokenizer(Tokenizer):
                 f"the rebuilt tokenizer's {tok.vocab_size} (another miditok version?)"
             )
         return tok
-
-
-def longest_per_onset(notes: dict[str, np.ndarray]) -> np.ndarray:
-    """A mask of symusic's note arrays keeping, of the notes of one pitch at one time, the
-    longest (as :func:`~tunesmith.tokenization.midi_io.grid_notes` does on the grid)."""
-    time, pitch, duration = notes["time"], notes["pitch"], notes["duration"]
-    order = np.lexsort((-duration.astype(np.int64), pitch, time))
-    t, p = time[order], pitch[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (t[1:] != t[:-1]) | (p[1:] != p[:-1])
-    keep = np.zeros(len(order), dtype=bool)
-    keep[order[first]] = True
-    return keep
