@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tunesmith.generation.slide import default_slide, window_start
 from tunesmith.model.fused_step import FusedDecoder, new_storage
 from tunesmith.tokenization.bar_clock import BarClock
 
@@ -23,15 +24,14 @@ class FusedWindow:
             raise ValueError("a window needs at least one prompt token")
         self.step = decoder.step
         self.context = decoder.cfg.context
-        self.slide = slide or max(1, self.context // 4)
+        self.slide = slide or default_slide(self.context)
         self.ids = list(prompt)
         # A model with bar positions: every id's position in the bar, counted from the prompt's
         # start (a slide keeps them), as CachedWindow gives the torch forward.
         self.clock = BarClock() if decoder.cfg.bar_positions else None
         self.pos = None if self.clock is None else self.clock.feed_prompt(prompt).tolist()
         # A prompt longer than the context is cut to its last part, as after a slide.
-        n = len(prompt)
-        self.start = 0 if n <= self.context else n - (self.context - self.slide)
+        self.start = window_start(len(prompt), self.context, self.slide)
         self.kv = new_storage(decoder.cfg)
         self._refill()
         self._pending: int | None = None  # a token pushed but not yet through the model
@@ -77,7 +77,7 @@ class FusedWindow:
         if self._pending is not None:
             self._pending = None
             if self.past >= self.context:  # full: slide, re-encoding the window's last part
-                self.start = len(self.ids) - (self.context - self.slide)
+                self.start = window_start(len(self.ids), self.context, self.slide)
                 self._refill()
             else:
                 self._run(len(self.ids) - 1)

@@ -94,10 +94,16 @@ def top_k(logits: np.ndarray, k: np.ndarray | int, offset: int = 0) -> np.ndarra
     return np.where(keep, logits, NEG_INF)
 
 
+def shifted_exp(logits: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+    """Row-wise ``exp(logits - max)`` in ``dtype``: softmax's weights before normalising
+    (-inf entries get 0)."""
+    x = logits.astype(dtype, copy=False)
+    return np.exp(x - x.max(axis=-1, keepdims=True))
+
+
 def softmax(logits: np.ndarray, dtype: type = np.float32) -> np.ndarray:
     """Row-wise softmax in ``dtype`` (-inf entries get 0)."""
-    x = logits.astype(dtype, copy=False)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    e = shifted_exp(logits, dtype)
     return e / e.sum(axis=-1, keepdims=True)
 
 

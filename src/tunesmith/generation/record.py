@@ -142,20 +142,20 @@ def load_record(path: str | os.PathLike[str]) -> Replay:
     if prompt_notes is not None and prompt_notes < 0:
         raise TunesmithError(f"{path}: prompt_notes must be 0 or more, not {prompt_notes}")
     bars = _infill_bars(record, path) if record["tool"] == INFILL_TOOL else None
-    backend = _optional(record, "backend", str, path)
-    if backend is not None and backend not in _BACKENDS:
-        raise TunesmithError(
-            f"{path}: backend must be one of {', '.join(_BACKENDS)}, not {backend!r}"
-        )
-    sampler = _optional(record, "sampler", str, path) or "torch"
-    if sampler not in SAMPLERS:
-        raise TunesmithError(
-            f"{path}: sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}"
-        )
+    backend = _one_of(record, "backend", _BACKENDS, path)
+    sampler = _one_of(record, "sampler", SAMPLERS, path) or "torch"
     return Replay(
         config=config, prompt_notes=prompt_notes, infill_bars=bars, backend=backend,
         sampler=sampler, **texts,
     )  # fmt: skip
+
+
+def _one_of(record: dict[str, Any], key: str, choices: tuple[str, ...], path: Any) -> str | None:
+    """The record's text ``key`` (None when absent), refused in one line if not a choice."""
+    value = _optional(record, key, str, path)
+    if value is not None and value not in choices:
+        raise TunesmithError(f"{path}: {key} must be one of {', '.join(choices)}, not {value!r}")
+    return value
 
 
 def _infill_bars(record: dict[str, Any], path: Any) -> tuple[int, int]:

@@ -13,6 +13,8 @@ from typing import Protocol
 
 import numpy as np
 
+from tunesmith.generation.processors import shifted_exp
+
 SAMPLERS = ("torch", "numpy")
 
 
@@ -52,14 +54,14 @@ class NumpySampler:
         self._rng = np.random.Generator(np.random.PCG64(seed))
 
     def pick(self, logits: np.ndarray) -> np.ndarray:
-        x = logits.astype(np.float64)
-        weights = np.exp(x - x.max(axis=-1, keepdims=True))
-        out = np.empty(len(x), dtype=np.int64)
+        weights = shifted_exp(logits, np.float64)
+        out = np.empty(len(weights), dtype=np.int64)
         for r, w in enumerate(weights):
             cdf = np.cumsum(w)
             i = int(np.searchsorted(cdf, self._rng.random() * cdf[-1], side="right"))
-            # u * total may round up to the total itself: the last id of any weight then.
-            out[r] = min(i, int(np.flatnonzero(w)[-1]))
+            # The first id whose cdf passes u * total has a weight; u * total may round up
+            # to the total itself, past every id: then the last id of any weight.
+            out[r] = i if i < len(w) else int(np.flatnonzero(w)[-1])
         return out
 
 

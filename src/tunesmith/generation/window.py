@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tunesmith.generation.slide import default_slide, window_start
 from tunesmith.model.decode import DecodeStep
 from tunesmith.tokenization.bar_clock import BarClock
 
@@ -37,10 +38,10 @@ class CachedWindow:
         self.decoder = decoder
         self.model = decoder.model
         self.context = self.model.cfg.context
-        self.slide = slide or max(1, self.context // 4)
+        self.slide = slide or default_slide(self.context)
         self.ids = torch.tensor(prompt, dtype=torch.long)[None]  # (B, L)
         # A prompt longer than the context is cut to its last part, as after a slide.
-        self.start = 0 if len(prompt) <= self.context else len(prompt) - (self.context - self.slide)
+        self.start = window_start(len(prompt), self.context, self.slide)
         self.clock: BarClock | None = None
         self.pos: torch.Tensor | None = None  # (B, L) positions in the bar of ``ids``
         if self.model.cfg.bar_positions:
@@ -102,8 +103,7 @@ class CachedWindow:
             self._logits = self.decoder.step(tokens, self.cache, **last)
 
     def _slide(self) -> None:
-        n = self.ids.shape[1]
-        self.start = n - (self.context - self.slide)
+        self.start = window_start(self.ids.shape[1], self.context, self.slide)
         window = self.ids[:, self.start :]  # (B, W)
         # The rows' common beginning (beams agree on their past but for the last
         # few tokens) is encoded once, as the shared segment; then each row's rest.

@@ -4,8 +4,7 @@ Names load on first use, so that torch-free parts (``tunesmith.model.backend_nam
 ``tunesmith.model.config``, the ONNX decoding step) do not import torch through the package.
 """
 
-from importlib import import_module
-from typing import Any
+from tunesmith.lazy import lazy_exports
 
 # Public name -> the module that defines it.
 _WHERE = {
@@ -21,9 +20,4 @@ _WHERE = {
 }
 
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_WHERE[name]}"), name)
+__getattr__ = lazy_exports(__name__, _WHERE)

@@ -25,8 +25,7 @@ from tunesmith.errors import BadParameterError
 from tunesmith.model import backend_names
 from tunesmith.model.backend_names import BACKENDS, check_backend
 from tunesmith.model.fused_graph import supports_fused
-from tunesmith.model.fused_step import LazySession, load_session
-from tunesmith.model.step_backend import StepBackend
+from tunesmith.model.step_backend import StepBackend, onnx_backend
 from tunesmith.model.step_cache import StepArtifact, cache_dir
 from tunesmith.model.transformer import Transformer
 
@@ -50,28 +49,16 @@ def open_backend(
     if checksum is None:  # nothing to key an export by: build it in memory when asked for
         if requested == "auto":
             return StepBackend("torch")
-        return _onnx_backend(model, *_export_bytes(model), threads)
+        return onnx_backend(model.cfg, *_export_bytes(model), threads)
     artifact = StepArtifact(checksum, cache_dir())
     if requested == "onnx":
         artifact.ensure(model)
-        return _onnx_backend(model, artifact.graph, artifact.fused, threads)
+        return onnx_backend(model.cfg, artifact.graph, artifact.fused, threads)
     problem = artifact.problem(model.cfg, loaded_only=True)
     if problem is not None:
         _build_in_background(artifact, problem, checkpoint)
         return StepBackend("torch")
-    return _onnx_backend(model, artifact.graph, artifact.fused, threads, artifact.check_graph)
-
-
-def _onnx_backend(
-    model: Transformer, graph: Path | bytes, fused: Path | bytes | None, threads: int | None,
-    check: Callable[[], None] | None = None,
-) -> StepBackend:  # fmt: skip
-    """The onnx backend over the step graph and, when the model has one, the fused graph;
-    ``check`` refuses a lazily loaded step graph whose bytes were not hashed before."""
-    if not (supports_fused(model) and fused):
-        return StepBackend("onnx", load_session(graph, threads))
-    lazy = LazySession(graph, threads, check)
-    return StepBackend("onnx", lazy, load_session(fused, threads))
+    return onnx_backend(model.cfg, artifact.graph, artifact.fused, threads, artifact.check_graph)
 
 
 def _export_bytes(model: Transformer) -> tuple[bytes, bytes | None]:

@@ -9,7 +9,9 @@ opens a valid cached export from the model's config and checkpoint checksum alon
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunesmith.model.backend_names import fused_supported
@@ -55,7 +57,16 @@ def open_cached(
     artifact = StepArtifact(checksum, cache_dir())
     if artifact.problem(cfg, loaded_only) is not None:
         return None
-    if not fused_supported(cfg):
-        return StepBackend("onnx", load_session(artifact.graph, threads))
-    lazy = LazySession(artifact.graph, threads, artifact.check_graph)
-    return StepBackend("onnx", lazy, load_session(artifact.fused, threads))
+    return onnx_backend(cfg, artifact.graph, artifact.fused, threads, artifact.check_graph)
+
+
+def onnx_backend(
+    cfg: ModelConfig, graph: Path | bytes, fused: Path | bytes | None, threads: int | None,
+    check: Callable[[], None] | None = None,
+) -> StepBackend:  # fmt: skip
+    """The onnx backend over the step graph and, when the model has one, the fused graph
+    (then the step graph loads lazily, for beam search: ``check`` refuses it first when its
+    bytes were not hashed before)."""
+    if not (fused_supported(cfg) and fused):
+        return StepBackend("onnx", load_session(graph, threads))
+    return StepBackend("onnx", LazySession(graph, threads, check), load_session(fused, threads))
