@@ -44,13 +44,30 @@ def test_fused_window_logits_match_the_reference_forward_past_the_context(fusabl
     model, step = fusable
     window = FusedWindow(step.fused_decoder(model.cfg), [1, 0, 60, 140])
     rng = np.random.default_rng(1)
-    for _ in range(150):  # past the context of 64: the window slides, re-fed token by token
+    for _ in range(150):  # past the context of 64: the window slides, re-fed in one prefill
         window.push(rng.integers(4, 290, size=1))
         got = torch.from_numpy(window.logits())
         with torch.inference_mode():
             ref, _ = model(torch.tensor([window.ids[window.start :]]))
         torch.testing.assert_close(got, ref[:, -1], atol=1e-3, rtol=0)
     assert window.start > 0
+
+
+def test_a_prefill_computes_what_steps_token_by_token_do(fusable) -> None:
+    """One run over S tokens writes the keys and values S steps write, and the same logits."""
+    from tunesmith.model.fused_step import new_storage
+
+    model, step = fusable
+    fused = step.fused_decoder(model.cfg).step
+    tokens = np.random.default_rng(2).integers(4, 290, size=40)
+    one_run, stepped = new_storage(model.cfg), new_storage(model.cfg)
+    got = fused.prefill(tokens, one_run)
+    for past, token in enumerate(tokens):
+        want = fused.run(int(token), stepped, past)
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(one_run[..., :40, :], stepped[..., :40, :], atol=1e-4, rtol=0)
+    after = [fused.run(7, kv, 40) for kv in (one_run, stepped)]
+    np.testing.assert_allclose(after[0], after[1], atol=1e-4, rtol=0)
 
 
 def test_a_bar_model_on_the_numpy_path_matches_the_reference_forward() -> None:

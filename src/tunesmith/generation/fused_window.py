@@ -3,8 +3,7 @@
 It keeps :class:`~tunesmith.generation.window.CachedWindow`'s contract for one row:
 the logits after each token are those of the model over the window ``ids[start:]``,
 and past the context the window slides in jumps of ``slide`` tokens. The prompt and a
-slid window are fed through the step one token at a time (there is no prefill graph):
-each costs one step a token, which the fused step makes cheap.
+slid window are fed to the fused graph in one run (a prefill), each new token in a step.
 """
 
 from __future__ import annotations
@@ -48,10 +47,10 @@ class FusedWindow:
         return list(self.ids)
 
     def _refill(self) -> None:
-        """Encode ``ids[start:]`` from an empty cache, one token a step."""
-        self.past = 0
-        for i in range(self.start, len(self.ids)):
-            self._run(i)
+        """Encode ``ids[start:]`` from an empty cache, in one run."""
+        bar_pos = None if self.pos is None else np.asarray(self.pos[self.start :])
+        self._logits = self.step.prefill(np.asarray(self.ids[self.start :]), self.kv, bar_pos)
+        self.past = len(self.ids) - self.start
 
     def _run(self, i: int) -> None:
         """Feed ``ids[i]`` to the model."""

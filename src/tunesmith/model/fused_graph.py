@@ -9,12 +9,13 @@ operator (as many key/value heads as query heads): it rotates the query and key
 and attends over the live positions only. Everything else (embedding, norms,
 projections, feed-forward, head) is the reference model's modules, as in StepGraph.
 
-Inputs: ``tokens`` ``(1,)``, ``pos`` (original style only: its position table),
-``past`` (0-d int64, the tokens already in the buffers, also the new token's
-position), ``bar_pos`` ``(1,)`` (a model with ``bar_positions`` only: the token's
+Inputs: ``tokens`` ``(S,)`` (one token a step, or a whole prompt into an empty cache:
+a prefill), ``past`` (0-d int64, the tokens already in the buffers, also the first new
+token's position), ``bar_pos`` ``(S,)`` (a model with ``bar_positions`` only: each token's
 position in the bar), and per layer the cache's storage ``sk{i}``, ``sv{i}`` ``(1, H, N, D)``.
-Outputs: ``logits`` ``(1, V)``, then ``present_k{i}``, ``present_v{i}`` (the same
-buffers, bound to the same memory). The buffers' positions past ``past`` are never read.
+Outputs: ``logits`` ``(1, V)`` of the last token, then ``present_k{i}``, ``present_v{i}``
+(the same buffers, bound to the same memory). The buffers' positions past ``past + S`` are
+never read.
 """
 
 from __future__ import annotations
@@ -37,10 +38,8 @@ def supports_fused(model: Transformer) -> bool:
 
 
 def fused_input_names(model: Transformer) -> list[str]:
-    """The fused graph's inputs, in order (``pos`` for the original style only, ``bar_pos``
-    for a model with bar positions only)."""
-    scalars = ["tokens", "past"] if model.cfg.style == "modern" else ["tokens", "pos", "past"]
-    scalars += [BAR_POS] if model.cfg.bar_positions else []
+    """The fused graph's inputs, in order (``bar_pos`` for a model with bar positions only)."""
+    scalars = ["tokens", "past", *([BAR_POS] if model.cfg.bar_positions else [])]
     return [*scalars, *(f"s{kv}{i}" for i in range(model.cfg.n_layer) for kv in "kv")]
 
 
@@ -75,7 +74,7 @@ class _GroupQueryAttention(torch.autograd.Function):
 
 
 class FusedStepGraph(nn.Module):
-    """``forward(tokens, [pos,] past, *buffers) -> (logits, *presents)``: see the module."""
+    """``forward(tokens, past, [bar_pos,] *buffers) -> (logits, *presents)``: see the module."""
 
     def __init__(self, model: Transformer) -> None:
         super().__init__()
@@ -88,16 +87,17 @@ class FusedStepGraph(nn.Module):
 
     def forward(self, tokens: torch.Tensor, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.model
-        x = m.embed(tokens)  # (1, C)
-        if not self.rotary:
-            pos, inputs = inputs[0], inputs[1:]
-            x = x * math.sqrt(m.cfg.d_model) + m.pos_table[pos]
         past, buffers = inputs[0], inputs[1:]
+        ones = torch.ones_like(tokens)  # (S,): S traced as a size of the input, not a constant
+        x = m.embed(tokens)  # (S, C)
+        if not self.rotary:
+            positions = past + torch.cumsum(ones, 0) - 1
+            x = x * math.sqrt(m.cfg.d_model) + m.pos_table[positions]
         if m.cfg.bar_positions:
             x = x + m.bar_embed(buffers[0])
             buffers = buffers[1:]
-        seqlens = past.to(torch.int32).reshape(1)
-        total = (past + 1).to(torch.int32)
+        total = (past + ones.sum()).to(torch.int32)
+        seqlens = (total - 1).reshape(1)
         presents: list[torch.Tensor] = []
         for i, blk in enumerate(m.blocks):
             kv = (buffers[2 * i], buffers[2 * i + 1], seqlens, total)
@@ -108,25 +108,24 @@ class FusedStepGraph(nn.Module):
             else:
                 x = blk.norm1(x + self._attention(blk, x, kv, presents))
                 x = blk.norm2(x + blk.ff(x))
-        return (m.head(m.final_norm(x)), *presents)
+        return (m.head(m.final_norm(x[-1:])), *presents)
 
     def _attention(self, blk: nn.Module, x: torch.Tensor, kv: tuple[torch.Tensor, ...],
                    presents: list[torch.Tensor]) -> torch.Tensor:  # fmt: skip
-        """The block's attention output ``(1, C)``; its present buffers go to ``presents``."""
-        qkv = blk.attn.qkv(x)[:, None]  # (1, 1, 3C): one token
+        """The block's attention output ``(S, C)``; its present buffers go to ``presents``."""
+        qkv = blk.attn.qkv(x)[None]  # (1, S, 3C)
         y, k, v = _GroupQueryAttention.apply(
             qkv, *kv, self.cos, self.sin, self.model.cfg.n_head, self.rotary
         )
         presents.extend([k, v])
-        return blk.attn.proj(y[:, 0])
+        return blk.attn.proj(y[0])
 
 
 def fused_example_inputs(model: Transformer, length: int = 8) -> tuple[torch.Tensor, ...]:
-    """Inputs of the right kinds for tracing."""
+    """Inputs of the right kinds for tracing (two tokens, so that S stays a dimension)."""
     cfg = model.cfg
-    scalars = [torch.zeros(1, dtype=torch.long)]
-    scalars += [torch.tensor(3, dtype=torch.long)] * (1 if cfg.style == "modern" else 2)
-    scalars += [torch.zeros(1, dtype=torch.long)] if cfg.bar_positions else []
+    scalars = [torch.zeros(2, dtype=torch.long), torch.tensor(3, dtype=torch.long)]
+    scalars += [torch.zeros(2, dtype=torch.long)] if cfg.bar_positions else []
     bufs = [torch.zeros(1, cfg.n_head, length, cfg.head_dim) for _ in range(2 * cfg.n_layer)]
     return (*scalars, *bufs)
 
@@ -134,7 +133,8 @@ def fused_example_inputs(model: Transformer, length: int = 8) -> tuple[torch.Ten
 def export_fused_step(model: Transformer, path: str | Path | BinaryIO) -> None:
     """Write the fused batch-1 step of ``model`` (fp32, weights inside) as ONNX to ``path``."""
     names, outputs = fused_input_names(model), fused_output_names(model)
-    dynamic = {n: {2: "N"} for n in names if n.startswith("s")}
+    dynamic: dict[str, dict[int, str]] = {n: {0: "S"} for n in ("tokens", BAR_POS) if n in names}
+    dynamic.update({n: {2: "N"} for n in names if n.startswith("s")})
     dynamic.update({n: {2: "N"} for n in outputs[1:]})
     export_graph(
         model, FusedStepGraph(model), fused_example_inputs(model), path, input_names=names,

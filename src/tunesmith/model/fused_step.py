@@ -69,32 +69,36 @@ def new_storage(cfg: ModelConfig) -> np.ndarray:
 
 
 class FusedStep:
-    """The fused batch-1 graph bound to one storage (rebound when another is given)."""
+    """The fused graph bound to one storage (rebound when another is given): a step of one
+    token, or a prefill of many into an empty cache."""
 
     def __init__(self, session: Any, vocab_size: int) -> None:
         self.session = session
-        names = {i.name for i in session.get_inputs()}
-        self._scalars = {n: np.zeros((), dtype=np.int64) for n in ("pos", "past") if n in names}
+        self._bar = "bar_pos" in {i.name for i in session.get_inputs()}  # a bar-position model
+        self._past = np.zeros((), dtype=np.int64)
         self._tokens = np.zeros(1, dtype=np.int64)
-        # A model with bar positions: the token's position in the bar.
-        self._bar_pos = np.zeros(1, dtype=np.int64) if "bar_pos" in names else None
+        self._bar_pos = np.zeros(1, dtype=np.int64)
         self._logits = np.empty((1, vocab_size), dtype=np.float32)
         self._binding: Any = None
         self._owner: Any = None  # what the bound storage belongs to, kept alive with its address
 
-    def _rebind(self, kv: np.ndarray, owner: Any) -> None:
-        b = self._binding = self.session.io_binding()
-        bind(b, "tokens", self._tokens)
-        if self._bar_pos is not None:
-            bind(b, "bar_pos", self._bar_pos)
-        for name, arr in self._scalars.items():
-            bind(b, name, arr)
+    def _bind(self, kv: np.ndarray, tokens: np.ndarray, bar_pos: np.ndarray) -> Any:
+        """A binding of ``tokens`` ``(S,)`` (and ``bar_pos``) over the storage ``kv``."""
+        b = self.session.io_binding()
+        bind(b, "tokens", tokens)
+        if self._bar:
+            bind(b, "bar_pos", bar_pos)
+        bind(b, "past", self._past)
         for i in range(kv.shape[0]):
             for j, name in enumerate("kv"):  # past and present: the same memory
                 bind(b, f"s{name}{i}", kv[i, j])
                 bind(b, f"present_{name}{i}", kv[i, j], output=True)
         bind(b, "logits", self._logits, output=True)
-        self._owner = owner
+        return b
+
+    def _check(self, bar_pos: object) -> None:
+        if (bar_pos is None) == self._bar:
+            raise ValueError("bar_pos must be given for, and only for, a model with bar positions")
 
     def run(
         self, token: int, kv: np.ndarray, past: int, owner: Any = None, bar_pos: int | None = None
@@ -103,18 +107,28 @@ class FusedStep:
         (the tokens already there, also its position). ``owner``: the object ``kv`` views
         (default ``kv`` itself), by which a storage already bound is recognised. ``bar_pos``:
         the token's position in the bar, for (and only for) a model with bar positions."""
-        if (bar_pos is None) != (self._bar_pos is None):
-            raise ValueError("bar_pos must be given for, and only for, a model with bar positions")
+        self._check(bar_pos)
         owner = kv if owner is None else owner
         if owner is not self._owner:
-            self._rebind(kv, owner)
+            self._binding, self._owner = self._bind(kv, self._tokens, self._bar_pos), owner
         self._tokens[0] = token
-        if self._bar_pos is not None:
-            self._bar_pos[0] = bar_pos
-        for arr in self._scalars.values():
-            arr[...] = past
+        self._bar_pos[0] = bar_pos or 0
+        self._past[...] = past
         self.session.run_with_iobinding(self._binding)
         return self._logits.copy()  # the buffer is the next step's output
+
+    def prefill(
+        self, tokens: np.ndarray, kv: np.ndarray, bar_pos: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Logits ``(1, V)`` after the last of ``tokens`` ``(S,)``, all fed in one run into the
+        empty storage ``kv`` (their keys and values written at 0..S-1). ``bar_pos`` ``(S,)``:
+        their positions in the bar, for (and only for) a model with bar positions."""
+        self._check(bar_pos)
+        tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+        bars = np.ascontiguousarray(tokens if bar_pos is None else bar_pos, dtype=np.int64)
+        self._past[...] = 0
+        self.session.run_with_iobinding(self._bind(kv, tokens, bars))
+        return self._logits.copy()
 
 
 class FusedDecoder:

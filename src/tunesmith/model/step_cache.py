@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 # Bump when StepGraph's or FusedStepGraph's inputs, outputs or computation change (or
 # the files kept): older files are then stale. 3: the fused batch-1 graph. 4: built only
 # from float32 weights checked finite (a cached export is then trusted without them). 5: the
-# fused graph takes positions in the bar too.
-STEP_FORMAT = 5
+# fused graph takes positions in the bar too. 6: the fused graph takes S tokens (a prefill).
+STEP_FORMAT = 6
 
 
 def cache_dir() -> Path:
