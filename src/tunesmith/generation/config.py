@@ -250,3 +250,13 @@ def knob_table() -> str:
         default = "by search" if k.by_search else defaults[name]
         lines.append(f"| `{name}` | `{k.flag}` | {default} | {allowed} | {searches} | {k.help} |")
     return "\n".join(lines) + "\n"
+
+
+def resolve_config(config: GenerationConfig | None, params: dict[str, Any]) -> GenerationConfig:
+    """``config`` (default: the defaults) with ``params`` applied, every field checked."""
+    if config is not None and not isinstance(config, GenerationConfig):
+        raise BadParameterError(
+            f"expected a GenerationConfig, not {type(config).__name__}", field="config"
+        )
+    cfg = config or GenerationConfig()
+    return cfg.with_params(**params) if params else cfg

@@ -13,11 +13,10 @@ import numpy as np
 import symusic
 
 from tunesmith.errors import BadParameterError
-from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.config import GenerationConfig, resolve_config
 from tunesmith.generation.copyguard import CopyGuard
 from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.ending import bars_for_seconds
-from tunesmith.generation.grammar import Rule, pitch_allowed
 from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.model_source import (
@@ -27,8 +26,10 @@ from tunesmith.generation.model_source import (
     torch_decoding,
 )
 from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_pairs_encoding, note_rules
+from tunesmith.generation.pitch_masks import check_candidates
 from tunesmith.generation.prompt import as_score, encode_prompt, long_prompt_warnings, path_name
 from tunesmith.generation.result import GenerationResult, continuation_result, decode_rate
+from tunesmith.generation.rule import Rule
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.generation.training_notes import (
     INDEX_FILE,
@@ -44,29 +45,6 @@ from tunesmith.tokenization.pairs import GAP, PairTokenizer
 
 if TYPE_CHECKING:
     from tunesmith.model.transformer import Transformer
-
-
-def check_candidates(tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
-    """Refuse a top-k offset that would drop every pitch and rest the rules allow."""
-    if cfg.search != "top_k":
-        return
-    n_pitches = int(pitch_allowed(tokenizer, cfg).sum())  # also refuses a scale/range with none
-    if cfg.top_k_offset >= n_pitches + 1:
-        raise BadParameterError(
-            f"{cfg.top_k_offset} leaves no candidate "
-            f"(the scale and pitch range allow {n_pitches} pitches and the rest)",
-            field="top_k_offset",
-        )
-
-
-def _config(config: GenerationConfig | None, params: dict[str, Any]) -> GenerationConfig:
-    """``config`` (default: the defaults) with ``params`` applied, every field checked."""
-    if config is not None and not isinstance(config, GenerationConfig):
-        raise BadParameterError(
-            f"expected a GenerationConfig, not {type(config).__name__}", field="config"
-        )
-    cfg = config or GenerationConfig()
-    return cfg.with_params(**params) if params else cfg
 
 
 class Generator:
@@ -261,7 +239,7 @@ class Generator:
         self, config: GenerationConfig | None, params: dict[str, Any], callback: object
     ) -> GenerationConfig:
         """The config a call asks for, and its callback and top-k offset, checked."""
-        cfg = _config(config, params).resolved(isinstance(self.tokenizer, PairTokenizer))
+        cfg = resolve_config(config, params).resolved(isinstance(self.tokenizer, PairTokenizer))
         if callback is not None and not callable(callback):
             raise BadParameterError("must be a function or None", field="callback")
         check_candidates(self.tokenizer, cfg)

@@ -3,7 +3,8 @@
 :class:`PairGrammar` follows the pairs encoding strictly (a pitch or SEP is
 followed by a duration; notes of one step go from high to low pitch; no special
 token mid-piece) and adds the musical rules (scale, pitch range, polyphony).
-:class:`TokenKindGrammar` is the looser rule set for miditok encodings.
+:class:`~tunesmith.generation.token_kinds.TokenKindGrammar` is the looser rule set for miditok
+encodings; a music rule's contract is :class:`~tunesmith.generation.rule.Rule`.
 
 A grammar starts as one row fed the prompt; :meth:`reorder` (beam search, through
 :class:`tunesmith.generation.sequences.Sequences`) makes it as many rows as it is given.
@@ -12,14 +13,16 @@ A grammar starts as one row fed the prompt; :meth:`reorder` (beam search, throug
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.config import GenerationConfig
+from tunesmith.generation.pitch_masks import pitch_allowed
+from tunesmith.generation.rule import Rule
+from tunesmith.generation.token_kinds import TokenKindGrammar
 from tunesmith.tokenization.base import Tokenizer, TokenKind
-from tunesmith.tokenization.midi_io import PIANO_HIGH, PIANO_LOW, STEPS_PER_BAR
+from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import (
     DUR_OFFSET,
     EOS,
@@ -30,132 +33,6 @@ from tunesmith.tokenization.pairs import (
     SEP,
     PairTokenizer,
 )
-
-
-class Rule(Protocol):
-    """A music rule as a mask over the pairs grammar's next token, row by row.
-
-    ``restrict`` gets the grammar (read its per-row state: ``pending``, ``step``,
-    ``low``, ``sounding``, ``elapsed``, ``new_notes``) and the ``(B, V)`` mask so
-    far (a numpy array), and returns it narrowed (copy before writing into it). A rule must leave
-    each row something legal that leads on to the length target. A rule with its
-    own per-row state moves it in ``reorder`` and advances it in ``update``, called
-    after the grammar took the tokens.
-    """
-
-    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray: ...
-
-    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None: ...
-
-    def reorder(self, rows: np.ndarray) -> None: ...
-
-
-class StatelessRule:
-    """Base of rules that read only the grammar's state."""
-
-    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
-        return mask
-
-    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
-        return None
-
-    def reorder(self, rows: np.ndarray) -> None:
-        return None
-
-
-def token_pitches(tokenizer: Tokenizer) -> np.ndarray:
-    """``(V,)`` MIDI pitch of each pitch token, -1 elsewhere."""
-    out = np.full(tokenizer.vocab_size, -1, dtype=np.int64)
-    for i in np.flatnonzero(tokenizer.kinds == TokenKind.PITCH):
-        name = tokenizer.token_str(int(i))
-        digits = name.rsplit("_", 1)[-1]
-        if digits.isdigit():
-            out[i] = int(digits)
-    return out
-
-
-def pitch_allowed(tokenizer: Tokenizer, cfg: GenerationConfig) -> np.ndarray:
-    """``(V,)`` bool: pitch tokens inside the piano, the pitch range and the scale."""
-    pitches = token_pitches(tokenizer)
-    lo, hi = cfg.pitch_bounds or (PIANO_LOW, PIANO_HIGH)
-    ok = (pitches >= max(lo, PIANO_LOW)) & (pitches <= min(hi, PIANO_HIGH))
-    scale = cfg.scale_pitch_classes
-    if scale is not None:
-        ok &= np.isin(pitches % 12, sorted(scale))
-    if not ok.any():
-        raise BadParameterError(
-            f"--scale {cfg.scale} and --pitch-range {cfg.pitch_range} leave no pitch to play"
-        )
-    return ok
-
-
-def _kind_allowed(tokenizer: Tokenizer, cfg: GenerationConfig, names: list[str]) -> np.ndarray:
-    """``(V,)`` bool: real tokens that may appear mid-piece (EOS included), pitches as constrained."""
-    kinds = tokenizer.kinds
-    allowed = (kinds != TokenKind.SPECIAL) & (kinds != TokenKind.OTHER) | (
-        np.arange(len(kinds)) == tokenizer.eos_id
-    )
-    # miditok's OTHER tokens (velocity, bar, position, tempo) are real tokens; only unused padding ids are not.
-    real_other = np.array(
-        [
-            k == TokenKind.OTHER and not n.startswith("Unused")
-            for k, n in zip(kinds, names, strict=True)
-        ]
-    )
-    allowed |= real_other
-    return allowed & (~(kinds == TokenKind.PITCH) | pitch_allowed(tokenizer, cfg))
-
-
-class TokenKindGrammar:
-    """Rules from token kinds alone: no PAD/BOS mid-piece, pitches as constrained."""
-
-    def __init__(self, tokenizer: Tokenizer, cfg: GenerationConfig) -> None:
-        if cfg.bars is not None or cfg.max_polyphony is not None:
-            raise BadParameterError(
-                f"--bars and --max-polyphony need the pairs tokenizer (this model uses {tokenizer.name})"
-            )
-        names = [tokenizer.token_str(i) for i in range(len(tokenizer.kinds))]
-        allowed = _kind_allowed(tokenizer, cfg, names)
-        self._allowed = allowed[None]  # (1, V): the same for every row
-        no_eos = allowed.copy()
-        no_eos[tokenizer.eos_id] = False
-        self._allowed_no_eos = no_eos[None]
-        self.stop_at_eos = cfg.stop_at_eos
-        self._is_pitch = tokenizer.kinds == TokenKind.PITCH
-        self._to_duration = np.array([n.startswith(("Pitch", "Velocity")) for n in names])
-        self.last = np.full(1, -1, dtype=np.int64)
-        self.new_notes = np.zeros(1, dtype=np.int64)
-        self.eos_id = tokenizer.eos_id
-
-    def feed_prompt(self, ids: list[int]) -> None:
-        if ids:
-            self.last[:] = ids[-1]
-
-    def allowed(self) -> np.ndarray:
-        """``(B, V)`` or ``(1, V)`` bool of the ids each row may produce next."""
-        if self.stop_at_eos and (self.new_notes > 0).all():
-            return self._allowed
-        if not self.stop_at_eos or not (self.new_notes > 0).any():
-            return self._allowed_no_eos
-        return np.where((self.new_notes > 0)[:, None], self._allowed, self._allowed_no_eos)
-
-    def next_is_duration(self) -> np.ndarray:
-        return (self.last >= 0) & self._to_duration[np.maximum(self.last, 0)]
-
-    def update(self, tokens: np.ndarray) -> None:
-        self.new_notes += self._is_pitch[tokens]
-        self.last = tokens.copy()
-
-    def reorder(self, rows: np.ndarray) -> None:
-        """Row i continues row ``rows[i]``; as many rows as ``rows`` has."""
-        self.last, self.new_notes = self.last[rows], self.new_notes[rows]
-
-    def progress(self, cfg: GenerationConfig) -> np.ndarray:
-        """``(B,)`` how far each row is, in the unit of the length target (notes)."""
-        return self.new_notes
-
-    def done(self, cfg: GenerationConfig) -> np.ndarray:
-        return self.new_notes >= (cfg.notes or 0)
 
 
 class PairGrammar:

@@ -24,7 +24,7 @@ def mask(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 @runtime_checkable
 class LogitsRule(Protocol):
-    """A rule (``tunesmith.generation.grammar.Rule``) that also reshapes the model's logits.
+    """A rule (``tunesmith.generation.rule.Rule``) that also reshapes the model's logits.
 
     The search applies ``adjust_logits`` to the raw ``(B, V)`` logits before any mask,
     with the rule's per-row state moved by the grammar's ``update`` and ``reorder``.
@@ -78,7 +78,7 @@ def top_k(logits: np.ndarray, k: np.ndarray | int, offset: int = 0) -> np.ndarra
 
     ``k`` may differ per row (``(B,)``). The offset drops the n most likely
     candidates, as the original's did. An offset that leaves no candidate under the
-    rules is refused once, before decoding (``generator.check_candidates``); this only
+    rules is refused once, before decoding (``pitch_masks.check_candidates``); this only
     handles the positions where the grammar itself allows fewer candidates than the
     offset (the lower notes of a chord), by keeping the least likely legal one.
     """

@@ -10,7 +10,7 @@ import symusic
 
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.decoded import Decoded
-from tunesmith.generation.grammar import pitch_allowed, token_pitches
+from tunesmith.generation.pitch_masks import pitch_allowed, token_pitches
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import grid_notes
 from tunesmith.tokenization.pairs import PairTokenizer
