@@ -3,7 +3,7 @@
 throughput under concurrent requests.
 
     python -m benchmarks.generation [--threads 2] [--prompt-tokens 512] [--new-tokens 512]
-                                    [--web-requests 16] [--web-notes 64]
+                                    [--long-tokens 2048] [--web-requests 16] [--web-notes 64]
 
 The torch step and the onnx path (`generate`'s default: the fused graph over numpy
 storage, numpy logits transforms) run alternately in one process, batch 1, greedy, on the
@@ -12,6 +12,10 @@ rate is of decoding alone (the prompt's encoding cancels out); each line gives b
 tokens/s, their ratio and beam --beam-width's time over greedy's on the torch step, which
 `auto` keeps for beam. The seed preset's step is exported in memory (a few seconds); the
 bundled model's comes from the on-disk cache (built on first use).
+
+A long piece (--long-tokens new tokens after a 16-token prompt, bundled model) is timed
+whole on both paths: its window slides, and each slide re-encodes three quarters of the
+context (one forward on torch, one prefill run of the fused graph on the numpy path).
 
 The original re-ran the whole window through the model for every new token (no
 cache). Both methods run here on the same `seed`-preset model (random weights:
@@ -151,15 +155,23 @@ def greedy_runs(
     return runs
 
 
+def open_steps(
+    model: Transformer, threads: int, checksum: str | None = None, checkpoint: Path | None = None
+) -> dict[str, StepBackend]:
+    """The torch step, and the onnx one when ONNX Runtime is installed."""
+    steps = {"torch": open_backend("torch", model, None, None, threads)}
+    if onnxruntime_available():
+        steps["onnx"] = open_backend("onnx", model, checksum, checkpoint, threads)
+    return steps
+
+
 def backend_rates(
     model: Transformer, tok: PairTokenizer, ids: list[int], args: argparse.Namespace,
     checksum: str | None = None, checkpoint: Path | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Greedy tokens/s of the torch and onnx paths (best of --repeats, alternated), and beam
     --beam-width's time over greedy's, both on the torch step (which `auto` uses for beam)."""
-    steps = {"torch": open_backend("torch", model, None, None, args.threads)}
-    if onnxruntime_available():
-        steps["onnx"] = open_backend("onnx", model, checksum, checkpoint, args.threads)
+    steps = open_steps(model, args.threads, checksum, checkpoint)
     runs, n = greedy_runs(model, tok, ids, steps), args.new_tokens
     beam = GenerationConfig(search="beam", beam_width=args.beam_width, notes=100_000,
                             stop_at_eos=False)  # fmt: skip
@@ -195,6 +207,25 @@ def bundled_rates(args: argparse.Namespace) -> None:
     ids = prompt_ids(ckpt.tokenizer, min(args.prompt_tokens, ckpt.model.cfg.context // 2))
     rates = backend_rates(ckpt.model, ckpt.tokenizer, ids, args, ckpt.checksum, ckpt.path)
     print_backends(f"bundled model, prompt {len(ids)} tokens", rates, args.beam_width)
+
+
+def long_piece_rates(args: argparse.Namespace) -> None:
+    """Greedy for --long-tokens new tokens after a 16-token prompt on the bundled model, timed
+    whole (the prompt, every step and every slide: past the context the window drops its first
+    quarter and re-encodes the rest, one forward on torch, one prefill run on the numpy path)."""
+    ckpt = load_checkpoint(None)
+    ids, n = prompt_ids(ckpt.tokenizer, 16), args.long_tokens
+    steps = open_steps(ckpt.model, args.threads, ckpt.checksum, ckpt.path)
+    runs = greedy_runs(ckpt.model, ckpt.tokenizer, ids, steps)
+    rates = dict.fromkeys(runs, 0.0)
+    with torch.inference_mode():
+        for run in runs.values():  # warm-up
+            run(16)
+        for name, run in runs.items():
+            rates[name] = n / timed(lambda run=run: run(n))
+    line = ", ".join(f"{name} {rate:.0f} tokens/s" for name, rate in rates.items())
+    ratio = f": **{rates['onnx'] / rates['torch']:.2f}x**" if "onnx" in rates else ""
+    print(f"bundled model, a long piece (+{n} tokens, slides included): {line}{ratio}")
 
 
 def original_comparison(args: argparse.Namespace) -> tuple[Transformer, PairTokenizer, list[int]]:
@@ -255,19 +286,23 @@ def main() -> None:
     ap.add_argument("--original-samples", type=int, default=16)
     ap.add_argument("--original-full", action="store_true", help="time all its steps")
     ap.add_argument("--beam-width", type=int, default=8)
+    ap.add_argument("--long-tokens", type=int, default=2048,
+                    help="new tokens of the long piece, whose window slides (0 skips it)")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=2, help="greedy runs per backend (best taken)")
     ap.add_argument("--web-requests", type=int, default=16,
                     help="concurrent requests to the web app (default 16; 0 skips it)")  # fmt: skip
     ap.add_argument("--web-notes", type=int, default=64, help="new notes a web request asks for")
     args = ap.parse_args()
-    if args.web_requests < 0 or args.web_notes < 1:
-        ap.error("--web-requests must be 0 or more and --web-notes 1 or more")
+    if args.web_requests < 0 or args.web_notes < 1 or args.long_tokens < 0:
+        ap.error("--web-requests and --long-tokens must be 0 or more and --web-notes 1 or more")
     torch.set_num_threads(args.threads)
     model, tok, ids = original_comparison(args)
     if not onnxruntime_available():
         print("onnxruntime is not installed (pip install -e '.[fast]'): torch step only")
     print_backends("seed preset", backend_rates(model, tok, ids, args), args.beam_width)
     bundled_rates(args)
+    if args.long_tokens:
+        long_piece_rates(args)
     # The bundled model's export is cached by now, as after a first use.
     cold = {b: cold_start(64, b) for b in ("torch", "auto")}
     print(f"cold start of `tunesmith generate --notes 64`: {cold['auto']:.2f} s "
