@@ -21,6 +21,22 @@ def test_help_lists_the_options(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "--model" in out and "--host" in out and "--port" in out and "127.0.0.1" in out
+    assert "--workers" in out
+
+
+def test_workers_below_one_is_a_one_line_error(capsys):
+    assert_one_line_error(capsys, cli_exit_code(["app", "--workers", "0"]), "--workers")
+
+
+def test_workers_set_how_many_generations_the_app_decodes_at_once():
+    pytest.importorskip("gradio")
+    from tunesmith.cli.app import workers_option
+    from tunesmith.ui.app import build_app
+
+    fns = build_app(lambda: None, workers=3).fns.values()
+    limits = {f.concurrency_limit for f in fns if f.concurrency_id == "generation"}
+    assert limits == {3}
+    assert 1 <= workers_option(None) <= min(os.cpu_count() or 1, 4)
 
 
 def test_missing_gradio_is_one_line_and_exit_2(monkeypatch, capsys):

@@ -123,6 +123,19 @@ def test_a_seed_gives_the_same_bytes_on_onnx_and_replays(checkpoint: Path, tmp_p
     assert again.read_bytes() == runs[0].read_bytes()
 
 
+def test_generations_at_once_in_threads_give_each_seed_its_own_music(checkpoint: Path) -> None:
+    """The web app decodes `--workers` generations at once on one Generator: each seed's
+    notes are those it gets alone, on the numpy path and on the torch step (beam)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gen = Generator.from_pretrained(checkpoint, backend="auto")
+    calls = [dict(search=s, seed=k, notes=24) for s in ("top_k", "top_p", "beam") for k in (1, 2)]
+    alone = [gen.generate(**c).grid.tolist() for c in calls]
+    with ThreadPoolExecutor(3) as pool:
+        at_once = list(pool.map(lambda c: gen.generate(**c).grid.tolist(), calls * 2))
+    assert at_once == alone * 2
+
+
 def test_an_onnx_record_of_the_torch_sampler_replays_byte_for_byte(
     checkpoint: Path, tmp_path: Path
 ) -> None:

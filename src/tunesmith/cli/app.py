@@ -19,6 +19,7 @@ audio (e.g. `apt-get install fluid-soundfont-gm`, or TUNESMITH_SOUNDFONT=FILE).
 The server listens on 127.0.0.1 only, unless --host says otherwise."""
 
 EXAMPLES_ENV = "TUNESMITH_EXAMPLES"
+MAX_DEFAULT_WORKERS = 4
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,8 +33,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"folder of MIDI files offered as example openings (default: ${EXAMPLES_ENV}, "
         "else ../shared/datasets/final-fantasy-piano when it exists)",
     )
+    p.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="generations decoded at once, one thread each (default: the CPUs, at most "
+        f"{MAX_DEFAULT_WORKERS}); more visitors wait their turn in the queue",
+    )  # fmt: skip
     add_backend_option(p)
     p.set_defaults(func=run)
+
+
+def workers_option(workers: int | None) -> int:
+    """``--workers``, checked; by default one per CPU, at most MAX_DEFAULT_WORKERS (decoding
+    is bound by memory traffic: beyond a few at once, more only share it)."""
+    if workers is None:
+        return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
+    if workers < 1:
+        raise TunesmithError(f"--workers: {workers} must be at least 1")
+    return workers
 
 
 def default_examples() -> Path | None:
@@ -61,6 +77,7 @@ def check_listen(host: str, port: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    workers = workers_option(args.workers)
     check_listen(args.host, args.port)
     try:
         import gradio  # noqa: F401  (only to report a missing install in one line)
@@ -80,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     examples = Path(args.examples) if args.examples else default_examples()
     if examples is not None and not examples.is_dir():
         raise TunesmithError(f"--examples {examples}: no such folder")
-    demo = build_app(lambda: generator, examples_dir=examples)
-    print(f"tunesmith app: serving on http://{args.host}:{args.port} (Ctrl+C stops)")
+    demo = build_app(lambda: generator, examples_dir=examples, workers=workers)
+    print(f"tunesmith app: serving on http://{args.host}:{args.port}, {workers} generation(s) "
+          "at once (Ctrl+C stops)")  # fmt: skip
     # A service manager stops with SIGTERM, whose default kills the process before
     # any clean-up: turned into Ctrl+C, Gradio closes the server and we return.
     signal.signal(signal.SIGTERM, _interrupt)

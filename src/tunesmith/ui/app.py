@@ -2,8 +2,9 @@
 
 Nothing here is module-level state: :func:`build_app` creates the generator holder,
 the Stop flags and the download folder for one app, and each browser tab keeps its
-piece in a ``gr.State``. Generations share one queue slot (``concurrency_id``), so
-concurrent users wait their turn instead of fighting over the model's KV cache.
+piece in a ``gr.State``. Generations share ``workers`` queue slots (one ``concurrency_id``):
+each decodes on its own thread with its own KV cache, and visitors beyond them wait their
+turn instead of sharing the CPU's cores ever more thinly.
 """
 
 import secrets
@@ -60,8 +61,10 @@ def build_app(
     generator_factory: Callable[[], GeneratorLike],
     examples_dir: str | Path | None = None,
     title: str = "tunesmith",
+    workers: int = 1,
 ) -> gr.Blocks:
     """The tunesmith web app; ``generator_factory()`` is called once, at the first generation.
+    ``workers``: generations decoded at once (the generator must allow it from threads).
 
     Launch it with ``.queue().launch(server_name="127.0.0.1", max_file_size=MAX_UPLOAD)``.
     """
@@ -81,7 +84,7 @@ def build_app(
             with gr.Column(scale=2):
                 page.update(_outputs_layout())
         wiring = Wiring(_LazyGenerator(generator_factory), StopFlags(), examples,
-                        Path(downloads.name), page)  # fmt: skip
+                        Path(downloads.name), page, workers)  # fmt: skip
         wiring.connect()
     return demo
 
@@ -184,6 +187,7 @@ class Wiring:
     examples: dict[str, Path]
     out_dir: Path
     page: dict[str, Any]
+    workers: int = 1
 
     def knob_components(self) -> dict[str, Any]:
         """The knob controls by field name."""
@@ -252,8 +256,8 @@ class Wiring:
         """Attach every handler to its button or control."""
         page, knob_inputs = self.page, set(self.knob_components().values())
         outputs = [page[name] for name in OUTPUTS]
-        # One queue slot for all generations; one progress bar, on the roll.
-        slot = {"concurrency_limit": 1, "concurrency_id": "generation",
+        # One set of queue slots for all generations; one progress bar, on the roll.
+        slot = {"concurrency_limit": self.workers, "concurrency_id": "generation",
                 "show_progress_on": [page["roll"]]}  # fmt: skip
         view = {page[n] for n in ("session", "first_bar", "last_bar", "whole")}
         prompt = view | {page[n] for n in ("upload", "example", "prompt_notes")}
