@@ -5,7 +5,8 @@ free port; once it answers, one warm-up generation (not counted) pays for what t
 builds on first use, then N ``gradio_client`` clients, one browser session each, ask at
 once for ``notes`` new notes each (top-k, distinct seeds, the page's other defaults) from
 N threads. A request's latency runs from the burst's start to its answer, so it includes
-its wait in the server's queue (the app decodes one generation at a time). The server is
+its wait in the server's queue (the app decodes `--workers` generations at once: by default one
+per CPU, at most 4). The server is
 stopped (SIGTERM, then SIGKILL after a timeout) and its temporary folder removed in every
 case, error or not.
 """
