@@ -249,6 +249,7 @@ class Trainer:
         cfg, dist = self.cfg, self.dist
         assert cfg.max_steps is not None
         logger = self._start_logging()
+        _import_what_evaluations_use(cfg.sample_notes > 0)
         # The only buffers are constant position tables: no need to broadcast them.
         ddp = (
             DistributedDataParallel(self.model, broadcast_buffers=False)
@@ -402,3 +403,14 @@ class Trainer:
                 f"step {self.step}: could not write a sample ({type(err).__name__}: {err})",
                 stacklevel=2,
             )
+
+
+def _import_what_evaluations_use(samples: bool) -> None:
+    """Import now the modules the evaluations import at their first use: a run of hours must
+    not read the package's source again later (edited or upgraded meanwhile, a module of
+    another version imports into this one's and the run ends)."""
+    import tunesmith.training.plot  # noqa: F401
+
+    if samples:
+        import tunesmith.model.backends  # noqa: F401  (the sample's decoding step)
+        import tunesmith.training.sample  # noqa: F401
