@@ -83,3 +83,4 @@ def test_a_record_older_than_the_knobs_replays_with_them_off(tmp_path) -> None:
     (tmp_path / "old.json").write_text('{"tool": "tunesmith generate", "params": {"notes": 5}}')
     config = load_record(tmp_path / "old.json").config
     assert (config.max_copy, config.repetition_penalty, config.no_repeat_ngram_size) == (0, 1.0, 0)
+    assert config.eos_after == 0.0  # then, the model could end a piece after its first note

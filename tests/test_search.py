@@ -151,6 +151,30 @@ def test_beam_ends_at_eos_when_the_model_prefers_it(prompt) -> None:
     assert TOK.eos_id not in res.new_ids
 
 
+@pytest.mark.parametrize("eos_after, notes_at_end", [(0.0, 1), (0.5, 10), (0.95, 19), (1.0, None)])
+def test_the_model_ends_a_piece_only_after_eos_after_of_its_length(
+    prompt, eos_after: float, notes_at_end: int | None
+) -> None:
+    gen = tiny_generator("tiny-original", 0)
+    with torch.no_grad():
+        gen.model.head.bias[TOK.eos_id] = 20.0  # the model ends the piece as soon as it may
+    res = gen.generate(prompt, search="greedy", notes=20, eos_after=eos_after, **REMEDIES_OFF)
+    if notes_at_end is None:  # never before the length
+        assert res.stop_reason == "length" and res.n_new_notes == 20
+    else:
+        assert res.stop_reason == "eos" and res.n_new_notes == notes_at_end
+
+
+def test_eos_after_counts_time_when_the_length_is_in_bars() -> None:
+    grammar = make_grammar(TOK, GenerationConfig(bars=2, eos_after=0.5))  # from step 16 on
+    grammar.feed_prompt([1])
+    may_end = []
+    for t in (PITCH_OFFSET + 60, DUR_OFFSET + 4, 3, DUR_OFFSET + 8, 3, DUR_OFFSET + 8):
+        grammar.update(np.array([t]))
+        may_end.append(bool(grammar.allowed()[0, TOK.eos_id]))
+    assert may_end == [False, False, False, False, False, True]
+
+
 def test_beam_cancels_when_the_callback_says_so(prompt) -> None:
     gen = tiny_generator("tiny", 1)
     seen: list[tuple[int, int]] = []

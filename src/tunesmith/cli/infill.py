@@ -38,7 +38,7 @@ length options do not (the span is the length). Beside OUT.mid it writes
 OUT.json, as generate does, with the span and the source file."""
 
 # A fill is as long as its gap and ends it: no length knobs, no early end.
-SKIPPED_KNOBS = ("notes", "bars", "stop_at_eos")
+SKIPPED_KNOBS = ("notes", "bars", "stop_at_eos", "eos_after")
 SPAN = re.compile(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?")
 
 

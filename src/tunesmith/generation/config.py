@@ -25,7 +25,7 @@ class GenerationConfig:
     bounds, CLI flag, UI control); see :func:`knobs`. ``max_repeat`` exists because
     greedy and beam search otherwise get stuck on one note (the corpus rarely repeats
     a pitch more than 8 times). The model may end a piece (EOS) once it has added a
-    note, unless ``stop_at_eos`` is False.
+    note and reached ``eos_after`` of the length, unless ``stop_at_eos`` is False.
     """
 
     search: Search = knob(
@@ -152,6 +152,11 @@ class GenerationConfig:
     stop_at_eos: bool = knob(
         True, "let the model end the piece before the length is reached", bool,
         "--stop-at-eos",
+    )  # fmt: skip
+    eos_after: float = knob(
+        0.5, "the model may end the piece only once this share of the length is reached "
+        "(0: after its first note; 1: never before the length)", float, "--eos-after",
+        low=0.0, high=1.0,
     )  # fmt: skip
 
     def __post_init__(self) -> None:

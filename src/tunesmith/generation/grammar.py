@@ -12,6 +12,7 @@ A grammar starts as one row fed the prompt; :meth:`reorder` (beam search, throug
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -56,6 +57,10 @@ class PairGrammar:
         self.table = self._mask_table()
         self._table_rows = [self.table[i : i + 1] for i in range(len(self.table))]  # (1, V) views
         self.stop_at_eos = cfg.stop_at_eos
+        # EOS once the row has a new note and this much progress (notes, or steps of bars).
+        self.by_bars = cfg.bars is not None
+        target = cfg.bars * STEPS_PER_BAR if cfg.bars is not None else cfg.notes or 0
+        self.eos_from = math.ceil(cfg.eos_after * target)
         self.max_polyphony = cfg.max_polyphony
         self.max_repeat = cfg.max_repeat
         self.last_pitch = np.full(1, -1, dtype=np.int64)  # pitch of the latest note
@@ -153,8 +158,10 @@ class PairGrammar:
         if p >= 0:
             return 1
         full = self.max_polyphony is not None and len(self.sounding[r]) >= self.max_polyphony
-        # EOS only once the row has added a note: an empty continuation helps nobody.
-        eos = self.stop_at_eos and int(self.new_notes[r]) > 0
+        # EOS only once the row has added a note (an empty continuation helps nobody) and
+        # come eos_after of the way (a piece asked for 256 notes that ends after 3 is none).
+        progress = self.elapsed[r] if self.by_bars else self.new_notes[r]
+        eos = self.stop_at_eos and int(self.new_notes[r]) > 0 and int(progress) >= self.eos_from
         return 2 + 4 * min(int(self.low[r]), 128) + 2 * full + eos
 
     def next_is_duration(self) -> np.ndarray:

@@ -124,6 +124,7 @@ BEFORE_THE_KNOB = {
     "no_repeat_ngram_size": 0,
     "repeat_bias": 1.0,
     "repeat_bars": 0.0,
+    "eos_after": 0.0,
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tunesmith.errors import BadParameterError
@@ -42,6 +44,7 @@ class TokenKindGrammar:
         no_eos[tokenizer.eos_id] = False
         self._allowed_no_eos = no_eos[None]
         self.stop_at_eos = cfg.stop_at_eos
+        self.eos_from = max(1, math.ceil(cfg.eos_after * (cfg.notes or 0)))  # as PairGrammar's
         self._is_pitch = tokenizer.kinds == TokenKind.PITCH
         self._to_duration = np.array([n.startswith(("Pitch", "Velocity")) for n in names])
         self.last = np.full(1, -1, dtype=np.int64)
@@ -54,11 +57,12 @@ class TokenKindGrammar:
 
     def allowed(self) -> np.ndarray:
         """``(B, V)`` or ``(1, V)`` bool of the ids each row may produce next."""
-        if self.stop_at_eos and (self.new_notes > 0).all():
+        may_end = self.new_notes >= self.eos_from
+        if self.stop_at_eos and may_end.all():
             return self._allowed
-        if not self.stop_at_eos or not (self.new_notes > 0).any():
+        if not self.stop_at_eos or not may_end.any():
             return self._allowed_no_eos
-        return np.where((self.new_notes > 0)[:, None], self._allowed, self._allowed_no_eos)
+        return np.where(may_end[:, None], self._allowed, self._allowed_no_eos)
 
     def next_is_duration(self) -> np.ndarray:
         return (self.last >= 0) & self._to_duration[np.maximum(self.last, 0)]
