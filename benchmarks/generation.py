@@ -13,9 +13,10 @@ tokens/s, their ratio and beam --beam-width's time over greedy's on the torch st
 `auto` keeps for beam. The seed preset's step is exported in memory (a few seconds); the
 bundled model's comes from the on-disk cache (built on first use).
 
-A long piece (--long-tokens new tokens after a 16-token prompt, bundled model) is timed
-whole on both paths: its window slides, and each slide re-encodes three quarters of the
-context (one forward on torch, one prefill run of the fused graph on the numpy path).
+After a 16-token prompt (bundled model), greedy decoding over a short window (+256 tokens;
+a step reads fewer keys and values) and a long piece (--long-tokens new tokens, timed whole:
+its window slides, and each slide re-encodes three quarters of the context, one forward on
+torch, one prefill run of the fused graph on the numpy path) on both paths.
 
 The original re-ran the whole window through the model for every new token (no
 cache). Both methods run here on the same `seed`-preset model (random weights:
@@ -210,22 +211,26 @@ def bundled_rates(args: argparse.Namespace) -> None:
 
 
 def long_piece_rates(args: argparse.Namespace) -> None:
-    """Greedy for --long-tokens new tokens after a 16-token prompt on the bundled model, timed
-    whole (the prompt, every step and every slide: past the context the window drops its first
-    quarter and re-encodes the rest, one forward on torch, one prefill run on the numpy path)."""
+    """After a 16-token prompt on the bundled model: greedy's decoding rate over a short window
+    (+256 tokens), and --long-tokens new tokens timed whole (the prompt, every step and every
+    slide: past the context the window drops its first quarter and re-encodes the rest, one
+    forward on torch, one prefill run on the numpy path)."""
     ckpt = load_checkpoint(None)
     ids, n = prompt_ids(ckpt.tokenizer, 16), args.long_tokens
     steps = open_steps(ckpt.model, args.threads, ckpt.checksum, ckpt.path)
     runs = greedy_runs(ckpt.model, ckpt.tokenizer, ids, steps)
-    rates = dict.fromkeys(runs, 0.0)
+    short, long = dict.fromkeys(runs, 0.0), dict.fromkeys(runs, 0.0)
     with torch.inference_mode():
         for run in runs.values():  # warm-up
             run(16)
         for name, run in runs.items():
-            rates[name] = n / timed(lambda run=run: run(n))
-    line = ", ".join(f"{name} {rate:.0f} tokens/s" for name, rate in rates.items())
-    ratio = f": **{rates['onnx'] / rates['torch']:.2f}x**" if "onnx" in rates else ""
-    print(f"bundled model, a long piece (+{n} tokens, slides included): {line}{ratio}")
+            short[name] = decode_rate(run, 256)
+            long[name] = n / timed(lambda run=run: run(n))
+    for label, rates in (("a short window (+256 tokens)", short),
+                         (f"a long piece (+{n} tokens, slides included)", long)):  # fmt: skip
+        line = ", ".join(f"{name} {rate:.0f} tokens/s" for name, rate in rates.items())
+        ratio = f": **{rates['onnx'] / rates['torch']:.2f}x**" if "onnx" in rates else ""
+        print(f"bundled model, prompt 16 tokens, {label}: {line}{ratio}")
 
 
 def original_comparison(args: argparse.Namespace) -> tuple[Transformer, PairTokenizer, list[int]]:
