@@ -13,8 +13,8 @@ import torch
 from conftest import REMEDIES_OFF
 from tunesmith.generation import GenerationConfig, GenerationResult, Generator
 from tunesmith.generation import processors as P
+from tunesmith.generation.grammar import StatelessRule as StatelessRuleBase
 from tunesmith.generation.grammar import make_grammar
-from tunesmith.generation.rule import StatelessRule as StatelessRuleBase
 from tunesmith.generation.search import Finished, beam_search, sample
 from tunesmith.model import KVCache, ModelConfig, Transformer, preset
 from tunesmith.model.decode import ReferenceDecoder

@@ -26,7 +26,7 @@ from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 
 class BarRepeat(BarNotesRows):
-    """The plan of repeated bars as a :class:`~tunesmith.generation.rule.Rule`.
+    """The plan of repeated bars as a :class:`~tunesmith.generation.grammar.Rule`.
 
     The coins depend on the seed and the bar only: a piece is one row, and the rows of
     a beam are hypotheses of the same piece, which share its plan.

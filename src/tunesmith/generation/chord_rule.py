@@ -25,8 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from tunesmith.generation.chords import BassRule, ChordChart
-from tunesmith.generation.grammar import PairGrammar
-from tunesmith.generation.rule import StatelessRule
+from tunesmith.generation.grammar import PairGrammar, StatelessRule
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import (
     DUR_OFFSET,

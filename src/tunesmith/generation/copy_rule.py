@@ -24,7 +24,7 @@ _CACHE_SIZE = 4096  # forbidden sets kept by tail; a pitch and its duration shar
 
 
 class CopyRule:
-    """The copy guard as a :class:`~tunesmith.generation.rule.Rule` over each row's notes."""
+    """The copy guard as a :class:`~tunesmith.generation.grammar.Rule` over each row's notes."""
 
     def __init__(self, guard: CopyGuard, prompt_ids: Sequence[int]) -> None:
         self.guard = guard

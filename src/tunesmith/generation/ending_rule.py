@@ -25,8 +25,7 @@ from tunesmith.generation.chord_rule import (
     pitch_token_rows,
 )
 from tunesmith.generation.ending import EndingPlan
-from tunesmith.generation.grammar import PairGrammar
-from tunesmith.generation.rule import StatelessRule
+from tunesmith.generation.grammar import PairGrammar, StatelessRule
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 from tunesmith.tokenization.pairs import DUR_OFFSET, EOS, MAX_NOTE_STEPS, MAX_WAIT_STEPS, SEP
 

@@ -17,6 +17,7 @@ from tunesmith.generation.config import GenerationConfig, resolve_config
 from tunesmith.generation.copyguard import CopyGuard
 from tunesmith.generation.decoded import Decoded
 from tunesmith.generation.ending import bars_for_seconds
+from tunesmith.generation.grammar import Rule
 from tunesmith.generation.harmony import chord_and_ending_rules
 from tunesmith.generation.infill import check_infill_model, plan_infill
 from tunesmith.generation.model_source import (
@@ -29,7 +30,6 @@ from tunesmith.generation.note_rules import DEFAULT_MAX_COPY, check_pairs_encodi
 from tunesmith.generation.pitch_masks import check_candidates
 from tunesmith.generation.prompt import as_score, encode_prompt, long_prompt_warnings, path_name
 from tunesmith.generation.result import GenerationResult, continuation_result, decode_rate
-from tunesmith.generation.rule import Rule
 from tunesmith.generation.search import Callback, beam_search, sample
 from tunesmith.generation.training_notes import (
     INDEX_FILE,

@@ -4,7 +4,7 @@
 followed by a duration; notes of one step go from high to low pitch; no special
 token mid-piece) and adds the musical rules (scale, pitch range, polyphony).
 :class:`~tunesmith.generation.token_kinds.TokenKindGrammar` is the looser rule set for miditok
-encodings; a music rule's contract is :class:`~tunesmith.generation.rule.Rule`.
+encodings; a music rule's contract is :class:`Rule`.
 
 A grammar starts as one row fed the prompt; :meth:`reorder` (beam search, through
 :class:`tunesmith.generation.sequences.Sequences`) makes it as many rows as it is given.
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from tunesmith.errors import BadParameterError
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.pitch_masks import pitch_allowed
-from tunesmith.generation.rule import Rule
 from tunesmith.generation.token_kinds import TokenKindGrammar
 from tunesmith.tokenization.base import Tokenizer, TokenKind
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
@@ -34,6 +34,37 @@ from tunesmith.tokenization.pairs import (
     SEP,
     PairTokenizer,
 )
+
+
+class Rule(Protocol):
+    """A music rule as a mask over the pairs grammar's next token, row by row.
+
+    ``restrict`` gets the grammar (read its per-row state: ``pending``, ``step``,
+    ``low``, ``sounding``, ``elapsed``, ``new_notes``) and the ``(B, V)`` mask so
+    far (a numpy array), and returns it narrowed (copy before writing into it). A rule must leave
+    each row something legal that leads on to the length target. A rule with its
+    own per-row state moves it in ``reorder`` and advances it in ``update``, called
+    after the grammar took the tokens.
+    """
+
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray: ...
+
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None: ...
+
+    def reorder(self, rows: np.ndarray) -> None: ...
+
+
+class StatelessRule:
+    """Base of rules that read only the grammar's state."""
+
+    def restrict(self, grammar: PairGrammar, mask: np.ndarray) -> np.ndarray:
+        return mask
+
+    def update(self, grammar: PairGrammar, tokens: np.ndarray) -> None:
+        return None
+
+    def reorder(self, rows: np.ndarray) -> None:
+        return None
 
 
 class PairGrammar:

@@ -19,9 +19,9 @@ from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.constraints import MODES, parse_scale
 from tunesmith.generation.ending import EndingPlan, mode_of_scale, tonic_of_scale
 from tunesmith.generation.ending_rule import EndingRule
+from tunesmith.generation.grammar import Rule
 from tunesmith.generation.keyfind import find_key
 from tunesmith.generation.pitch_masks import pitch_allowed
-from tunesmith.generation.rule import Rule
 from tunesmith.tokenization.base import Tokenizer
 from tunesmith.tokenization.midi_io import grid_notes
 from tunesmith.tokenization.pairs import PITCH_OFFSET, PairTokenizer

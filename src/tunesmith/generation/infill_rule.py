@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tunesmith.generation.grammar import PairGrammar
-from tunesmith.generation.rule import StatelessRule
+from tunesmith.generation.grammar import PairGrammar, StatelessRule
 from tunesmith.tokenization.pairs import DUR_OFFSET, EOS, FILL_END, N_DURATIONS
 
 

@@ -17,10 +17,10 @@ from tunesmith.generation.bar_repeat import BarRepeat
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.copy_rule import CopyRule
 from tunesmith.generation.copyguard import CopyGuard
+from tunesmith.generation.grammar import Rule
 from tunesmith.generation.no_repeat import NoRepeatNgramRule
 from tunesmith.generation.repeat_bias import RepeatBias
 from tunesmith.generation.repetition_penalty import RepetitionPenalty
-from tunesmith.generation.rule import Rule
 
 DEFAULT_MAX_COPY = GenerationConfig().max_copy
 

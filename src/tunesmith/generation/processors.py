@@ -24,7 +24,7 @@ def mask(logits: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 @runtime_checkable
 class LogitsRule(Protocol):
-    """A rule (``tunesmith.generation.rule.Rule``) that also reshapes the model's logits.
+    """A rule (``tunesmith.generation.grammar.Rule``) that also reshapes the model's logits.
 
     The search applies ``adjust_logits`` to the raw ``(B, V)`` logits before any mask,
     with the rule's per-row state moved by the grammar's ``update`` and ``reorder``.

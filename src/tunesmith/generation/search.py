@@ -15,8 +15,7 @@ import numpy as np
 from tunesmith.generation import processors as P
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.decoded import Decoded
-from tunesmith.generation.grammar import Grammar
-from tunesmith.generation.rule import Rule
+from tunesmith.generation.grammar import Grammar, Rule
 from tunesmith.generation.sampler import Sampler, make_sampler
 from tunesmith.generation.sequences import Sequences
 from tunesmith.model.fused_step import FusedDecoder

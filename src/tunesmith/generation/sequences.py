@@ -15,8 +15,7 @@ import numpy as np
 
 from tunesmith.generation.config import GenerationConfig
 from tunesmith.generation.fused_window import FusedWindow
-from tunesmith.generation.grammar import Grammar, make_grammar
-from tunesmith.generation.rule import Rule
+from tunesmith.generation.grammar import Grammar, Rule, make_grammar
 from tunesmith.model.fused_step import FusedDecoder
 from tunesmith.tokenization.base import Tokenizer
 
