@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
@@ -204,6 +205,12 @@ class GenerationConfig:
             if knob_of(f).by_search and getattr(self, f.name) is None
         }
         return replace(self, **given) if given else self
+
+    def earliest_end(self, steps_per_bar: int) -> int:
+        """The progress (new notes; grid steps when the length is in bars) from which the
+        model may end the piece: ``eos_after`` of the length."""
+        target = self.bars * steps_per_bar if self.bars is not None else self.notes or 0
+        return math.ceil(self.eos_after * target)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field by name (JSON-ready)."""

@@ -12,7 +12,6 @@ A grammar starts as one row fed the prompt; :meth:`reorder` (beam search, throug
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -90,8 +89,7 @@ class PairGrammar:
         self.stop_at_eos = cfg.stop_at_eos
         # EOS once the row has a new note and this much progress (notes, or steps of bars).
         self.by_bars = cfg.bars is not None
-        target = cfg.bars * STEPS_PER_BAR if cfg.bars is not None else cfg.notes or 0
-        self.eos_from = math.ceil(cfg.eos_after * target)
+        self.eos_from = cfg.earliest_end(STEPS_PER_BAR)
         self.max_polyphony = cfg.max_polyphony
         self.max_repeat = cfg.max_repeat
         self.last_pitch = np.full(1, -1, dtype=np.int64)  # pitch of the latest note

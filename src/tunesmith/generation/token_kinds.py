@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tunesmith.errors import BadParameterError
@@ -44,7 +42,7 @@ class TokenKindGrammar:
         no_eos[tokenizer.eos_id] = False
         self._allowed_no_eos = no_eos[None]
         self.stop_at_eos = cfg.stop_at_eos
-        self.eos_from = max(1, math.ceil(cfg.eos_after * (cfg.notes or 0)))  # as PairGrammar's
+        self.eos_from = max(1, cfg.earliest_end(0))  # a new note, as PairGrammar's (no bars)
         self._is_pitch = tokenizer.kinds == TokenKind.PITCH
         self._to_duration = np.array([n.startswith(("Pitch", "Velocity")) for n in names])
         self.last = np.full(1, -1, dtype=np.int64)

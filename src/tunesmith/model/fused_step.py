@@ -82,11 +82,11 @@ class FusedStep:
         self._binding: Any = None
         self._owner: Any = None  # what the bound storage belongs to, kept alive with its address
 
-    def _bind(self, kv: np.ndarray, tokens: np.ndarray, bar_pos: np.ndarray) -> Any:
-        """A binding of ``tokens`` ``(S,)`` (and ``bar_pos``) over the storage ``kv``."""
+    def _bind(self, kv: np.ndarray, tokens: np.ndarray, bar_pos: np.ndarray | None) -> Any:
+        """A binding of ``tokens`` ``(S,)`` (and ``bar_pos``, a bar model's) over ``kv``."""
         b = self.session.io_binding()
         bind(b, "tokens", tokens)
-        if self._bar:
+        if bar_pos is not None:
             bind(b, "bar_pos", bar_pos)
         bind(b, "past", self._past)
         for i in range(kv.shape[0]):
@@ -110,7 +110,8 @@ class FusedStep:
         self._check(bar_pos)
         owner = kv if owner is None else owner
         if owner is not self._owner:
-            self._binding, self._owner = self._bind(kv, self._tokens, self._bar_pos), owner
+            bars = self._bar_pos if self._bar else None
+            self._binding, self._owner = self._bind(kv, self._tokens, bars), owner
         self._tokens[0] = token
         self._bar_pos[0] = bar_pos or 0
         self._past[...] = past
@@ -125,7 +126,7 @@ class FusedStep:
         their positions in the bar, for (and only for) a model with bar positions."""
         self._check(bar_pos)
         tokens = np.ascontiguousarray(tokens, dtype=np.int64)
-        bars = np.ascontiguousarray(tokens if bar_pos is None else bar_pos, dtype=np.int64)
+        bars = None if bar_pos is None else np.ascontiguousarray(bar_pos, dtype=np.int64)
         self._past[...] = 0
         self.session.run_with_iobinding(self._bind(kv, tokens, bars))
         return self._logits.copy()
