@@ -143,7 +143,9 @@ def _settings_section(report: dict[str, Any]) -> list[str]:
         "## Per setting",
         "",
         f"Each generation setting (search method, start) against {m['real_segments']} real "
-        f"excerpts of {report['settings']['notes']} notes from held-out files. Repeated bars: "
+        f"excerpts of {report['settings']['notes']} notes from held-out files (cut to a piece's "
+        "length where the model ended it earlier: pieces are compared at equal length). "
+        "Repeated bars: "
         "the share of non-empty bars (4/4) whose notes (position, pitch, duration) equal an "
         "earlier bar's; bass: notes below MIDI 48; long notes: a half note or more. Mean and "
         "lowest KDE overlap over the scalar metrics; pitch classes and range: the lowest over "
@@ -177,8 +179,8 @@ def _metrics_section(report: dict[str, Any]) -> list[str]:
         "## Musical statistics",
         "",
         f"{m['generated_pieces']} generated pieces (their new notes) against {m['real_segments']} "
-        f"excerpts of {report['settings']['notes']} notes from held-out files. Overlap: the "
-        "overlapping area of the two distributions (kernel density estimates for numbers, mean "
+        f"excerpts of {report['settings']['notes']} notes from held-out files, cut to each "
+        "piece's length (real mean ± sd: as compared). Overlap: the overlapping area of the two distributions (kernel density estimates for numbers, mean "
         "histograms for histograms); 1 is identical.",
         "",
         *_table(header, _metric_rows(report, settings)),

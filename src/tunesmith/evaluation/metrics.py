@@ -201,23 +201,39 @@ def piece_metrics(
 
 @dataclass
 class MetricSet:
-    """Metrics of a set of pieces: one value (or histogram row) per piece."""
+    """Metrics of a set of pieces: one value (or histogram row) per piece.
 
-    scalars: dict[str, np.ndarray]  # name -> (n_pieces,) float64, NaN where undefined
-    histograms: dict[str, np.ndarray]  # name -> (n_pieces, bins) float64
+    ``weights`` (default equal) weigh the rows and ``independent`` (default all) counts the
+    independent pieces among them: real excerpts cut to several lengths are one row per
+    excerpt and length (:func:`~tunesmith.evaluation.equal_length.real_at_lengths`).
+    """
+
+    scalars: dict[str, np.ndarray]  # name -> (n_rows,) float64, NaN where undefined
+    histograms: dict[str, np.ndarray]  # name -> (n_rows, bins) float64
+    weights: np.ndarray | None = None  # (n_rows,) summing to 1
+    independent: int | None = None
 
     def __len__(self) -> int:
-        return len(next(iter(self.scalars.values())))
+        """The pieces: the independent ones."""
+        return self.independent or len(next(iter(self.scalars.values())))
+
+    def row_weights(self) -> np.ndarray:
+        """``(n_rows,)`` each row's weight, summing to 1."""
+        n = len(next(iter(self.scalars.values())))
+        return np.full(n, 1.0 / max(n, 1)) if self.weights is None else self.weights
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Mean and standard deviation of each scalar metric over the pieces that define it."""
+        """(Weighted) mean and standard deviation of each scalar metric over the pieces that
+        define it."""
         out = {}
         for name, values in self.scalars.items():
-            v = values[~np.isnan(values)]
+            keep = ~np.isnan(values)
+            v, w = values[keep], self.row_weights()[keep]
+            mean = float(w @ v / w.sum()) if w.sum() > 0 else math.nan
             out[name] = {
-                "mean": float(v.mean()) if len(v) else math.nan,
-                "std": float(v.std()) if len(v) else math.nan,
-                "n": int(len(v)),
+                "mean": mean,
+                "std": math.sqrt(float(w @ (v - mean) ** 2 / w.sum())) if w.sum() > 0 else math.nan,
+                "n": min(int(keep.sum()), len(self)),
             }
         return out
 
@@ -241,7 +257,8 @@ def compute_metrics(
 
 
 def compare_metrics(real: MetricSet, generated: MetricSet) -> dict[str, dict[str, float]]:
-    """Per metric: both sets' mean and standard deviation and their overlapping area."""
+    """Per metric: both sets' mean and standard deviation and their overlapping area (the real
+    set may be weighted; the generated set's pieces count once each)."""
     out: dict[str, dict[str, float]] = {}
     real_summary, gen_summary = real.summary(), generated.summary()
     for name in SCALAR_METRICS:
@@ -250,10 +267,14 @@ def compare_metrics(real: MetricSet, generated: MetricSet) -> dict[str, dict[str
             "real_std": real_summary[name]["std"],
             "generated_mean": gen_summary[name]["mean"],
             "generated_std": gen_summary[name]["std"],
-            "overlap": overlapping_area(real.scalars[name], generated.scalars[name]),
+            "overlap": overlapping_area(
+                real.scalars[name], generated.scalars[name], real.weights, real.independent
+            ),
         }
     for name in HISTOGRAM_METRICS:
         out[name] = {
-            "overlap": histogram_overlap(real.histograms[name], generated.histograms[name])
+            "overlap": histogram_overlap(
+                real.histograms[name], generated.histograms[name], real.weights
+            )
         }
     return out

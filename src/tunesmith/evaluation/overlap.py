@@ -2,7 +2,9 @@
 
 Numbers (one value per piece) are compared by the overlapping area of their
 Gaussian kernel density estimates, as Yang & Lerch do; histograms (one per
-piece) by the shared mass of the two sets' mean histograms.
+piece) by the shared mass of the two sets' mean histograms. A sample may weigh
+its values (real excerpts cut to several generated lengths,
+:mod:`~tunesmith.evaluation.equal_length`); unweighted, every value counts once.
 """
 
 from __future__ import annotations
@@ -13,20 +15,41 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _std(x: np.ndarray) -> float:
-    return float(x.std(ddof=1)) if len(x) > 1 else 0.0
+def _std(x: np.ndarray, w: np.ndarray, n: int) -> float:
+    """Weighted standard deviation with Bessel's correction for ``n`` independent values
+    (for equal weights and ``n = len(x)``, numpy's ``std(ddof=1)``)."""
+    if n < 2:
+        return 0.0
+    mean = float(w @ x)
+    return math.sqrt(float(w @ (x - mean) ** 2) * n / (n - 1))
 
 
-def _kde(x: np.ndarray, bw: float, at: np.ndarray) -> np.ndarray:
+def _kde(x: np.ndarray, w: np.ndarray, bw: float, at: np.ndarray) -> np.ndarray:
     out = np.empty(len(at))
     for i in range(0, len(at), 4096):  # blocks keep the (points, samples) matrix small
         z = (at[i : i + 4096, None] - x[None, :]) / bw
-        out[i : i + 4096] = np.exp(-0.5 * z * z).sum(axis=1)
-    return out / (len(x) * bw * math.sqrt(2 * math.pi))
+        out[i : i + 4096] = np.exp(-0.5 * z * z) @ w
+    return out / (bw * math.sqrt(2 * math.pi))
+
+
+def _sample(
+    values: Sequence[float] | np.ndarray, weights: np.ndarray | None, n: int | None
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Values without NaNs, their weights summing to 1, and the number of independent values
+    (``n``, default the values left; capped by them)."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    keep = ~np.isnan(x)
+    x, w = x[keep], w[keep]
+    total = w.sum()
+    return x, (w / total if total > 0 else w), min(len(x), n or len(x))
 
 
 def overlapping_area(
-    a_values: Sequence[float] | np.ndarray, b_values: Sequence[float] | np.ndarray
+    a_values: Sequence[float] | np.ndarray,
+    b_values: Sequence[float] | np.ndarray,
+    a_weights: np.ndarray | None = None,
+    a_independent: int | None = None,
 ) -> float:
     """Overlapping area (0..1) of two samples' Gaussian kernel density estimates.
 
@@ -35,44 +58,50 @@ def overlapping_area(
     integrated numerically (1 = identical distributions, 0 = disjoint). NaNs are
     dropped; NaN if either sample is then empty. A sample without spread takes
     the other's bandwidth; two constant samples overlap fully (1) if they are
-    the same constant, else not at all (0).
+    the same constant, else not at all (0). ``a_weights``: the first sample's weights
+    (default equal); ``a_independent``: how many of its values are independent, the n
+    of Scott's rule (default all).
     """
-    a = np.asarray(a_values, dtype=np.float64).ravel()
-    b = np.asarray(b_values, dtype=np.float64).ravel()
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if len(a) == 0 or len(b) == 0:
+    a, wa, na = _sample(a_values, a_weights, a_independent)
+    b, wb, nb = _sample(b_values, None, None)
+    if na == 0 or nb == 0:
         return math.nan
     # Scott's rule, as scipy.stats.gaussian_kde (and Yang & Lerch's mgeval) use it.
     # A sample without spread (one value, or all equal) borrows the other's, since
     # a zero-width kernel has no density; two such samples are point masses.
-    std_a, std_b = _std(a), _std(b)
+    std_a, std_b = _std(a, wa, na), _std(b, wb, nb)
     if std_a == 0 and std_b == 0:
         return 1.0 if a.min() == a.max() == b.min() == b.max() else 0.0
-    bw_a = (std_a or std_b) * len(a) ** (-1 / 5)
-    bw_b = (std_b or std_a) * len(b) ** (-1 / 5)
+    bw_a = (std_a or std_b) * na ** (-1 / 5)
+    bw_b = (std_b or std_a) * nb ** (-1 / 5)
     pooled = np.concatenate([a, b])
     pad = 5 * max(bw_a, bw_b)
     low, high = pooled.min() - pad, pooled.max() + pad
     # At least 8 points per narrowest bandwidth, so a narrow peak is not stepped over.
     n_points = int(np.clip((high - low) / (min(bw_a, bw_b) / 8), 2048, 1 << 17))
     at = np.linspace(low, high, n_points)
-    inter = np.minimum(_kde(a, bw_a, at), _kde(b, bw_b, at))
+    inter = np.minimum(_kde(a, wa, bw_a, at), _kde(b, wb, bw_b, at))
     area = float(((inter[1:] + inter[:-1]) * 0.5 * np.diff(at)).sum())  # trapezoid rule
     return min(1.0, area)
 
 
-def histogram_overlap(a_rows: np.ndarray, b_rows: np.ndarray) -> float:
+def histogram_overlap(
+    a_rows: np.ndarray, b_rows: np.ndarray, a_weights: np.ndarray | None = None
+) -> float:
     """Overlap (0..1) of two sets' mean histograms: the sum of the bin-wise minimum.
 
     The discrete counterpart of :func:`overlapping_area` for histogram metrics:
     each set's rows are averaged into one distribution (pieces without notes,
-    whose rows are all zero, are left out) and the shared mass is returned.
+    whose rows are all zero, are left out; ``a_weights``: the first set's row weights)
+    and the shared mass is returned.
     """
     means = []
-    for rows in (np.asarray(a_rows, dtype=np.float64), np.asarray(b_rows, dtype=np.float64)):
-        rows = rows[rows.sum(axis=1) > 0]
-        if len(rows) == 0:
+    for rows, weights in ((a_rows, a_weights), (b_rows, None)):
+        rows = np.asarray(rows, dtype=np.float64)
+        w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
+        keep = rows.sum(axis=1) > 0
+        if w[keep].sum() <= 0:
             return math.nan
-        mean = rows.mean(axis=0)
+        mean = w[keep] @ rows[keep]
         means.append(mean / mean.sum())
     return float(np.minimum(means[0], means[1]).sum())

@@ -28,29 +28,22 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def scalar_histogram(
-    name: str, real: np.ndarray, generated: np.ndarray, overlap: float, path: str | Path
+    name: str, real: MetricSet, generated: MetricSet, overlap: float, path: str | Path
 ) -> Path:
-    """Histograms of one scalar metric, real and generated on shared bins, as densities."""
-    real, generated = real[~np.isnan(real)], generated[~np.isnan(generated)]
+    """Histograms of one scalar metric, real (weighted as compared) and generated on shared
+    bins, as densities."""
     fig = Figure(figsize=(5.5, 3.6))
     ax = fig.add_subplot()
-    both = np.concatenate([real, generated])
+    sets = [(*_defined(m, name), colour, label) for m, colour, label in (
+        (real, REAL_COLOUR, "real (held out)"), (generated, GEN_COLOUR, "generated"))]  # fmt: skip
+    both = np.concatenate([values for values, *_ in sets])
     if len(both):
         low, high = float(both.min()), float(both.max())
         bins = np.linspace(low, high if high > low else low + 1, 21)
-        for values, colour, label in (
-            (real, REAL_COLOUR, "real (held out)"),
-            (generated, GEN_COLOUR, "generated"),
-        ):
+        for values, weights, n, colour, label in sets:
             if len(values):
-                ax.hist(
-                    values,
-                    bins=bins,
-                    density=True,
-                    alpha=0.55,
-                    color=colour,
-                    label=f"{label}, n={len(values)}",
-                )
+                ax.hist(values, bins=bins, weights=weights, density=True, alpha=0.55,
+                        color=colour, label=f"{label}, n={n}")  # fmt: skip
         ax.legend(fontsize=8)
     ax.set_title(f"{name}  (overlapping area {overlap:.2f})", fontsize=10)
     ax.set_ylabel("density")
@@ -58,21 +51,31 @@ def scalar_histogram(
     return _save(fig, Path(path))
 
 
+def _defined(metrics: MetricSet, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """A scalar metric's defined values, their weights and how many pieces gave them."""
+    values = metrics.scalars[name]
+    keep = ~np.isnan(values)
+    return values[keep], metrics.row_weights()[keep], min(int(keep.sum()), len(metrics))
+
+
 def histogram_bars(
-    name: str, real_rows: np.ndarray, gen_rows: np.ndarray, overlap: float, path: str | Path
+    name: str, real: MetricSet, generated: MetricSet, overlap: float, path: str | Path
 ) -> Path:
-    """Mean pitch-class or duration histogram, real and generated bars side by side."""
-    labels = PITCH_CLASSES if real_rows.shape[1] == 12 else DURATION_LABELS
+    """Mean pitch-class or duration histogram, real (weighted as compared) and generated bars
+    side by side."""
+    labels = PITCH_CLASSES if real.histograms[name].shape[1] == 12 else DURATION_LABELS
     fig = Figure(figsize=(6.5, 3.6))
     ax = fig.add_subplot()
     x = np.arange(len(labels))
-    for offset, rows, colour, label in (
-        (-0.2, real_rows, REAL_COLOUR, "real"),
-        (0.2, gen_rows, GEN_COLOUR, "generated"),
+    for offset, metrics, colour, label in (
+        (-0.2, real, REAL_COLOUR, "real"),
+        (0.2, generated, GEN_COLOUR, "generated"),
     ):
-        rows = rows[rows.sum(axis=1) > 0] if len(rows) else rows
-        if len(rows):
-            ax.bar(x + offset, rows.mean(axis=0), width=0.4, color=colour, label=label)
+        rows, weights = metrics.histograms[name], metrics.row_weights()
+        keep = rows.sum(axis=1) > 0 if len(rows) else np.zeros(0, dtype=bool)
+        if keep.any() and weights[keep].sum() > 0:
+            mean = weights[keep] @ rows[keep] / weights[keep].sum()
+            ax.bar(x + offset, mean, width=0.4, color=colour, label=label)
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("share of notes")
     ax.set_title(f"{name}  (overlap {overlap:.2f})", fontsize=10)
@@ -91,13 +94,13 @@ def metric_plots(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for name, values in real.scalars.items():
+    for name in real.scalars:
         path = folder / f"metric_{name}.png"
-        scalar_histogram(name, values, generated.scalars[name], comparison[name]["overlap"], path)
+        scalar_histogram(name, real, generated, comparison[name]["overlap"], path)
         out[name] = path.name
-    for name, rows in real.histograms.items():
+    for name in real.histograms:
         path = folder / f"metric_{name}.png"
-        histogram_bars(name, rows, generated.histograms[name], comparison[name]["overlap"], path)
+        histogram_bars(name, real, generated, comparison[name]["overlap"], path)
         out[name] = path.name
     return out
 

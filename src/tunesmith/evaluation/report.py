@@ -20,6 +20,7 @@ import numpy as np
 
 from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.evaluation import corpus as corpus_mod
+from tunesmith.evaluation.equal_length import real_at_lengths
 from tunesmith.evaluation.loss import evaluate_loss
 from tunesmith.evaluation.markdown import render_markdown
 from tunesmith.evaluation.memorisation import MemorisationIndex, load_checkpoint_index
@@ -117,14 +118,16 @@ def _losses(ckpt: Any, corpus: corpus_mod.Corpus, log: Callable[[str], None]) ->
 
 
 def _metrics_section(
-    real: MetricSet, samples: Samples, out: Path
+    real: MetricSet, samples: Samples, out: Path, segments: list[np.ndarray]
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Every metric real against generated (all pieces), and one plot per metric."""
+    """Every metric real (full ``real`` excerpts; compared cut to the pieces' lengths) against
+    generated (all pieces), and one plot per metric."""
     generated = compute_metrics(samples.grids)
-    comparison = compare_metrics(real, generated)
+    matched = real_at_lengths(segments, [len(g) for g in samples.grids])
+    comparison = compare_metrics(matched, generated)
     for i, piece in enumerate(samples.pieces):  # each piece's own values, beside its memorisation
         piece["metrics"] = {name: float(v[i]) for name, v in generated.scalars.items()}
-    plots = metric_plots(real, generated, comparison, out) if samples.grids else {}
+    plots = metric_plots(matched, generated, comparison, out) if samples.grids else {}
     section = {
         "real_segments": len(real),
         "generated_pieces": len(generated),
@@ -207,7 +210,7 @@ def run_evaluation(
     test, train = _openings(corpus, held_out), _openings(corpus, "train")
     samples = generate_pieces(gen, settings, test, train, index, out, log)
     real = compute_metrics(segments)
-    metrics, plots = _metrics_section(real, samples, out)
+    metrics, plots = _metrics_section(real, samples, out, segments)
     report: dict[str, Any] = {
         "tool": "tunesmith evaluate",
         "model": {"path": str(ckpt.path), "sha256": ckpt.checksum, "config": ckpt.config.get("model")},
@@ -216,7 +219,7 @@ def run_evaluation(
         "loss": losses,
         "pieces": samples.pieces,
         "metrics": metrics,
-        "settings_summary": by_setting(real, samples.pieces, samples.grids),
+        "settings_summary": by_setting(segments, samples.pieces, samples.grids),
         "memorisation": _memorisation_section(index, index_source, samples.pieces, segments),
         "plots": {"metrics": plots, "pianorolls": samples.rolls},
     }  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.evaluation.equal_length import real_at_lengths
 from tunesmith.evaluation.metrics import SCALAR_METRICS, MetricSet, compare_metrics, compute_metrics
 
 # The quality bar of the bundled model (issue "Bundled model v2", "Done when").
@@ -62,13 +63,15 @@ def set_summary(values: MetricSet) -> dict[str, Any]:
 
 
 def by_setting(
-    real: MetricSet, pieces: list[dict[str, Any]], grids: list[np.ndarray]
+    segments: list[np.ndarray], pieces: list[dict[str, Any]], grids: list[np.ndarray]
 ) -> dict[str, dict[str, Any]]:
-    """Each setting's summary, its KDE overlaps with the real excerpts and its longest copy."""
+    """Each setting's summary, its KDE overlaps with the real excerpts (``segments``, cut to
+    its pieces' lengths) and its longest copy."""
     out: dict[str, dict[str, Any]] = {}
     for setting in dict.fromkeys(p["setting"] for p in pieces):  # in order of generation
         rows = [i for i, p in enumerate(pieces) if p["setting"] == setting]
         values = compute_metrics([grids[i] for i in rows])
+        real = real_at_lengths(segments, [len(grids[i]) for i in rows])
         comparison = compare_metrics(real, values)
         out[setting] = {
             "search": pieces[rows[0]]["search"],
