@@ -188,13 +188,14 @@ def cli_exit_code(argv: list[str]) -> int:
 
 
 def assert_one_line_error(
-    capsys: pytest.CaptureFixture[str], code: int, needle: str, *unwritten: Path
+    capsys: pytest.CaptureFixture[str], code: int, needle: str, *unwritten: Path, prefix: str = ""
 ) -> None:
-    """A refusal as the user sees it: exit code 2, one stderr line that holds ``needle`` and
-    no traceback, and none of the ``unwritten`` output files on disk."""
+    """A refusal as the user sees it: exit code 2, one stderr line (starting with ``prefix``)
+    that holds ``needle`` and no traceback, and none of the ``unwritten`` output files on disk."""
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert len(err.splitlines()) == 1 and "Traceback" not in err and needle in err, err
+    assert err.startswith(prefix), err
     for path in unwritten:
         assert not path.exists(), f"{path} was written"
 

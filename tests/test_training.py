@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_corpus
+from conftest import assert_one_line_error, make_corpus
 from tunesmith.cli.main import main
 from tunesmith.data.prepare import prepare
 from tunesmith.errors import TunesmithError
@@ -56,10 +56,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], code: int, needle: str) -> None:
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("tunesmith train: error:") and "\n" not in err, err
-    assert needle in err, err
+    assert_one_line_error(capsys, code, needle, prefix="tunesmith train: error:")
 
 
 def test_loss_decreases_on_tiny_overfit(cache: Path, tmp_path: Path) -> None:
