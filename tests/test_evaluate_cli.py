@@ -88,6 +88,11 @@ def test_full_report(setup: dict[str, Path], capsys: pytest.CaptureFixture[str])
     md = (out / "report.md").read_text()
     assert "## Memorisation" in md and "metric_polyphony.png" in md
     assert "## Quality bar" in md and "## Per setting" in md
+    # The scale of the overlap: real training excerpts and openings against the held-out ones.
+    ref = report["metrics"]["reference"]
+    assert ref["excerpts"]["pieces"] == 2 and 0 < ref["excerpts"]["mean"] <= 1
+    assert "For scale, the mean KDE overlap of real music" in md
+    assert "For scale, the mean KDE overlap of real music" in printed
 
 
 def test_report_has_the_quality_bar_per_setting(setup: dict[str, Path]) -> None:

@@ -99,6 +99,8 @@ def summary_table(report: dict[str, Any]) -> str:
         f"{mem['over_limit']})"
     )
     lines += [_check_line(c) for c in report["checks"]]
+    line = reference_line(report)
+    lines += [] if line is None else [line]
     lines += rejected_lines(report, MAX_PRINTED_REJECTS)
     return "\n".join(lines)
 
@@ -128,10 +130,30 @@ def _loss_section(report: dict[str, Any]) -> list[str]:
     return ["", "## Held-out loss", "", *_table(header, rows)]
 
 
+def reference_line(report: dict[str, Any]) -> str | None:
+    """What real music scores on the mean KDE overlap, for scale (None in older reports)."""
+    ref = report["metrics"].get("reference") or {}
+    parts = [
+        f"{r['pieces']} real {what} of {report['settings']['notes']} notes score "
+        f"{_f(r['mean'])} ± {_f(r['std'])} (from {_f(r['min'])} to {_f(r['max'])} in "
+        f"{r['draws']} draws)"
+        for what, r in (("training excerpts", ref.get("excerpts")),
+                        ("training openings", ref.get("openings"))) if r
+    ]  # fmt: skip
+    if not parts:
+        return None
+    return (
+        "For scale, the mean KDE overlap of real music with the same held-out excerpts: sets of "
+        + "; sets of ".join(parts)
+        + ". A piece from nothing is an opening."
+    )
+
+
 def _checks_section(report: dict[str, Any]) -> list[str]:
     out = ["", "## Quality bar", ""]
     out += [f"- {_check_line(c)}" for c in report["checks"]]
-    return out
+    line = reference_line(report)
+    return out if line is None else [*out, "", line]
 
 
 def _settings_section(report: dict[str, Any]) -> list[str]:

@@ -26,6 +26,7 @@ from tunesmith.evaluation.markdown import render_markdown
 from tunesmith.evaluation.memorisation import MemorisationIndex, load_checkpoint_index
 from tunesmith.evaluation.metrics import MetricSet, compare_metrics, compute_metrics
 from tunesmith.evaluation.plots import metric_plots
+from tunesmith.evaluation.reference import reference_overlaps
 from tunesmith.evaluation.sampling import (
     SEARCHES,
     EvalSettings,
@@ -138,6 +139,16 @@ def _metrics_section(
     return section, plots
 
 
+def _reference(
+    held_out: MetricSet, corpus: corpus_mod.Corpus, settings: EvalSettings
+) -> dict[str, Any]:
+    """The overlap that sets of real training excerpts and openings reach (:mod:`.reference`)."""
+    grids = corpus.grids("train")
+    excerpts = real_segments(grids, settings.notes, settings.excerpts_per_file)
+    openings = real_segments(grids, settings.notes, 1)
+    return reference_overlaps(held_out, excerpts, openings, settings.samples, settings.seed)
+
+
 def _memorisation_section(
     index: MemorisationIndex, source: str, pieces: list[dict[str, Any]], segments: list[np.ndarray]
 ) -> dict[str, Any]:
@@ -211,6 +222,7 @@ def run_evaluation(
     samples = generate_pieces(gen, settings, test, train, index, out, log)
     real = compute_metrics(segments)
     metrics, plots = _metrics_section(real, samples, out, segments)
+    metrics["reference"] = _reference(real, corpus, settings)
     report: dict[str, Any] = {
         "tool": "tunesmith evaluate",
         "model": {"path": str(ckpt.path), "sha256": ckpt.checksum, "config": ckpt.config.get("model")},
