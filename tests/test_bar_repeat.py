@@ -123,3 +123,47 @@ def test_bad_values_and_other_tokenizers_are_refused() -> None:
             GenerationConfig(repeat_bars=bad)
     with pytest.raises(BadParameterError, match="^repeat_bars: needs a model with the pairs"):
         check_pairs_encoding(GenerationConfig(repeat_bars=0.5), pairs_encoding=False)
+
+
+def runs_of(plan: list[bool]) -> list[int]:
+    """Lengths of the runs of planned bars."""
+    out, n = [], 0
+    for p in [*plan, False]:
+        if p:
+            n += 1
+        elif n:
+            out.append(n)
+            n = 0
+    return out
+
+
+def test_planned_bars_come_in_runs_that_keep_the_share() -> None:
+    # run 1: each bar's coin alone, as before the knob (a bar's coin: the seed and its index).
+    alone = BarRepeat(0.3, 5, [], run=1.0)
+    coins = [np.random.default_rng([5, b]).random() < 0.3 for b in range(200)]
+    assert [alone.planned(b) for b in range(200)] == coins
+    for run in (2.0, 4.0):
+        rule = BarRepeat(0.2, 7, [], run=run)
+        plan = [rule.planned(b) for b in range(20_000)]
+        assert np.mean(plan) == pytest.approx(0.2, abs=0.02)
+        assert np.mean(runs_of(plan)) == pytest.approx(run, rel=0.1)
+        assert BarRepeat(0.2, 7, [], run=run).planned(19_999) == plan[-1]  # the seed's plan
+    assert all(BarRepeat(1.0, 1, [], run=4.0).planned(b) for b in range(50))
+
+
+def test_pieces_differ_in_how_much_they_repeat_with_runs() -> None:
+    def spread(run: float) -> float:
+        shares = [np.mean([BarRepeat(0.2, s, [], run).planned(b) for b in range(24)])
+                  for s in range(300)]  # fmt: skip
+        return float(np.std(shares))
+
+    assert spread(4.0) > 1.5 * spread(1.0)
+
+
+def test_older_sidecars_replay_with_independent_bars(tmp_path) -> None:
+    assert GenerationConfig().repeat_run == 4.0
+    (tmp_path / "old.json").write_text('{"tool": "tunesmith generate", "params": {"notes": 5}}')
+    assert load_record(tmp_path / "old.json").config.repeat_run == 1.0
+    for bad in (0.5, 0.0, 100.0, math.nan):
+        with pytest.raises(BadParameterError, match="^repeat_run"):
+            GenerationConfig(repeat_run=bad)

@@ -135,6 +135,12 @@ class GenerationConfig:
         ui_label="Repeat bars, chance per bar (-1 = the search's default)",
         by_search=(("top_k", 0.2), ("top_p", 0.2)), off=0.0,
     )  # fmt: skip
+    repeat_run: float = knob(
+        4.0, "planned repeats (--repeat-bars) come in runs of about N bars, so that a phrase "
+        "comes back whole and pieces differ in how much they repeat (1: each bar drawn alone)",
+        float, "--repeat-run", low=1.0, high=64.0, ui="slider", ui_high=16.0, ui_step=0.5,
+        ui_label="Repeat bars, mean run (bars)",
+    )  # fmt: skip
     no_repeat_ngram_size: int | None = knob(
         None, "never repeat N consecutive notes (pitch and duration) of the piece: the pitch "
         "that would is banned (0 = off; default: 4 for greedy and beam, off for sampling)", int,

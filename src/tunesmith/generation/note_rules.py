@@ -55,5 +55,5 @@ def note_rules(
     if cfg.repeat_bias != 1.0:
         rules.append(RepeatBias(cfg.repeat_bias, prompt_ids))
     if cfg.repeat_bars:
-        rules.append(BarRepeat(cfg.repeat_bars, cfg.seed, prompt_ids))
+        rules.append(BarRepeat(cfg.repeat_bars, cfg.seed, prompt_ids, cfg.repeat_run))
     return rules

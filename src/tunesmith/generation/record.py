@@ -125,6 +125,7 @@ BEFORE_THE_KNOB = {
     "repeat_bias": 1.0,
     "repeat_bars": 0.0,
     "eos_after": 0.0,
+    "repeat_run": 1.0,
 }
 
 
