@@ -161,7 +161,7 @@ def test_pieces_differ_in_how_much_they_repeat_with_runs() -> None:
 
 
 def test_older_sidecars_replay_with_independent_bars(tmp_path) -> None:
-    assert GenerationConfig().repeat_run == 4.0
+    assert GenerationConfig().repeat_run == 2.0
     (tmp_path / "old.json").write_text('{"tool": "tunesmith generate", "params": {"notes": 5}}')
     assert load_record(tmp_path / "old.json").config.repeat_run == 1.0
     for bad in (0.5, 0.0, 100.0, math.nan):

@@ -136,7 +136,7 @@ class GenerationConfig:
         by_search=(("top_k", 0.2), ("top_p", 0.2)), off=0.0,
     )  # fmt: skip
     repeat_run: float = knob(
-        4.0, "planned repeats (--repeat-bars) come in runs of about N bars, so that a phrase "
+        2.0, "planned repeats (--repeat-bars) come in runs of about N bars, so that a phrase "
         "comes back whole and pieces differ in how much they repeat (1: each bar drawn alone)",
         float, "--repeat-run", low=1.0, high=64.0, ui="slider", ui_high=16.0, ui_step=0.5,
         ui_label="Repeat bars, mean run (bars)",
