@@ -6,7 +6,7 @@
 #   2. RUNS/v4-pretrain: from v3-pretrain/last on the same mix (its token cache), the cosine
 #      re-warmed to 2e-4 (30 steps) and decayed over 400 steps, seed 2.
 #   3. RUNS/v4-finetune: from v4-pretrain/last, 150 steps on final-fantasy-piano, as v3's.
-# Usage: configs/ff-piano-v4.sh [DATASETS_DIR] [RUNS_DIR]
+# Usage: configs/ff-piano-v4.sh [DATASETS_DIR] [RUNS_DIR]   (V4_FINETUNE=0: stages 1-2 only)
 # Every stage resumes where it stopped (a finished stage is a no-op). Keep RUNS outside the
 # repository, and run from a snapshot of the source (see train_or_resume.sh).
 set -euo pipefail
@@ -22,6 +22,7 @@ train_or_resume "$RUNS/v2-pretrain/cache" "$RUNS/v4-pretrain" 400 \
   --lr 2e-4 --warmup-steps 30 --decay-steps 400 --augment-transpose 5 --eval-every 100 \
   --eval-batches 8 --log-every 10 --seed 2 --precision fp32 --fim-rate 0.5
 
+[ "${V4_FINETUNE:-1}" = 1 ] || exit 0  # configs/ff-piano-v5.sh stops here
 train_or_resume "$DATASETS/final-fantasy-piano" "$RUNS/v4-finetune" 150 \
   --init-from "$RUNS/v4-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
   --warmup-steps 30 --decay-steps 150 --augment-transpose 5 --eval-every 50 \
