@@ -202,8 +202,9 @@ def _metrics_section(report: dict[str, Any]) -> list[str]:
         "",
         f"{m['generated_pieces']} generated pieces (their new notes) against {m['real_segments']} "
         f"excerpts of {report['settings']['notes']} notes from held-out files, cut to each "
-        "piece's length (real mean ± sd: as compared). Overlap: the overlapping area of the two distributions (kernel density estimates for numbers, mean "
-        "histograms for histograms); 1 is identical.",
+        "piece's length (real mean ± sd: as compared). Overlap: the overlapping area of the two "
+        "distributions (kernel density estimates for numbers, mean histograms for histograms); "
+        "1 is identical.",
         "",
         *_table(header, _metric_rows(report, settings)),
     ]

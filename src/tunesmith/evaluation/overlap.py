@@ -85,23 +85,28 @@ def overlapping_area(
     return min(1.0, area)
 
 
+def mean_histogram(rows: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray | None:
+    """The (weighted) mean of a set's histogram rows, normalised; pieces without notes (rows of
+    zeros) are left out. None when no row (or no weight) is left."""
+    rows = np.asarray(rows, dtype=np.float64)
+    w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = rows.sum(axis=1) > 0 if len(rows) else np.zeros(0, dtype=bool)
+    if w[keep].sum() <= 0:
+        return None
+    mean = w[keep] @ rows[keep]
+    return mean / mean.sum()
+
+
 def histogram_overlap(
     a_rows: np.ndarray, b_rows: np.ndarray, a_weights: np.ndarray | None = None
 ) -> float:
     """Overlap (0..1) of two sets' mean histograms: the sum of the bin-wise minimum.
 
     The discrete counterpart of :func:`overlapping_area` for histogram metrics:
-    each set's rows are averaged into one distribution (pieces without notes,
-    whose rows are all zero, are left out; ``a_weights``: the first set's row weights)
-    and the shared mass is returned.
+    each set's rows are averaged into one distribution (:func:`mean_histogram`;
+    ``a_weights``: the first set's row weights) and the shared mass is returned.
     """
-    means = []
-    for rows, weights in ((a_rows, a_weights), (b_rows, None)):
-        rows = np.asarray(rows, dtype=np.float64)
-        w = np.ones(len(rows)) if weights is None else np.asarray(weights, dtype=np.float64)
-        keep = rows.sum(axis=1) > 0
-        if w[keep].sum() <= 0:
-            return math.nan
-        mean = w[keep] @ rows[keep]
-        means.append(mean / mean.sum())
-    return float(np.minimum(means[0], means[1]).sum())
+    a, b = mean_histogram(a_rows, a_weights), mean_histogram(b_rows)
+    if a is None or b is None:
+        return math.nan
+    return float(np.minimum(a, b).sum())

@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tunesmith.evaluation.metrics import DURATION_LABELS, MetricSet
+from tunesmith.evaluation.overlap import mean_histogram
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 REAL_COLOUR = "#4c72b0"
@@ -71,10 +72,8 @@ def histogram_bars(
         (-0.2, real, REAL_COLOUR, "real"),
         (0.2, generated, GEN_COLOUR, "generated"),
     ):
-        rows, weights = metrics.histograms[name], metrics.row_weights()
-        keep = rows.sum(axis=1) > 0 if len(rows) else np.zeros(0, dtype=bool)
-        if keep.any() and weights[keep].sum() > 0:
-            mean = weights[keep] @ rows[keep] / weights[keep].sum()
+        mean = mean_histogram(metrics.histograms[name], metrics.row_weights())
+        if mean is not None:
             ax.bar(x + offset, mean, width=0.4, color=colour, label=label)
     ax.set_xticks(x, labels, fontsize=8)
     ax.set_ylabel("share of notes")

@@ -3,19 +3,20 @@
 Real pieces repeat bars (an ostinato, a phrase that comes back), yet a sampled bar
 is 10-20 tokens, so the model almost never draws all of them again even when it
 favours each one. With a chance P > 0, each new bar of a row is planned as a repeat
-(a coin drawn from the generation's seed and the bar's index, so the same seed
-gives the same plan). Planned bars come in runs of ``run`` bars on average: after a
+(a coin drawn from the generation's seed and the bar's index, so the same seed gives
+the same plan). Planned bars come in runs of ``run`` bars on average: after a
 planned bar the next is planned with chance 1 - 1/run, after a free one with the
 chance that keeps P the share of planned bars. So a phrase of several bars comes
 back whole, and pieces differ in how much they repeat, as real pieces do (with
-independent coins every piece repeated about P of its bars). In a planned bar the only allowed tokens are those that
-repeat an earlier bar (:data:`~.bar_notes.BARS_BACK` bars back) whose notes the bar
-so far equals, in position, pitch and duration: at first every earlier bar whose
-first note is still ahead, so the model picks which bar comes back by its first
-note; then that bar's next notes and rests, up to the rest that leads into the next
-bar. When no such token is left under the other rules (the copy guard, an ending, a
-chord chart, the grammar), the bar goes on freely. Bars are 4/4 bars of the whole
-piece, the prompt's included, so a motif of the prompt can come back.
+independent coins every piece repeated about P of its bars). In a planned bar the
+only allowed tokens are those that repeat an earlier bar
+(:data:`~.bar_notes.BARS_BACK` bars back) whose notes the bar so far equals, in
+position, pitch and duration: at first every earlier bar whose first note is still
+ahead, so the model picks which bar comes back by its first note; then that bar's
+next notes and rests, up to the rest that leads into the next bar. When no such
+token is left under the other rules (the copy guard, an ending, a chord chart, the
+grammar), the bar goes on freely. Bars are 4/4 bars of the whole piece, the prompt's
+included, so a motif of the prompt can come back.
 """
 
 from __future__ import annotations
