@@ -7,7 +7,7 @@ import os
 import random
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,9 @@ from tunesmith.model.config import ModelConfig
 from tunesmith.training.config import TrainConfig
 from tunesmith.training.data import CACHE_SUBDIR
 from tunesmith.training.metrics import METRICS_FILE, truncate_metrics
+
+if TYPE_CHECKING:
+    from tunesmith.model.transformer import Transformer
 
 LAST, BEST, SAMPLES = "last", "best", "samples"
 # The TrainConfig a run was started with, written before its first step: --resume
@@ -204,3 +207,30 @@ def load_train_state(run_dir: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=False)
     except (OSError, RuntimeError, EOFError) as err:
         raise BadCheckpointError(f"--resume: {path}: unreadable training state ({err})") from None
+
+
+def restore_training(
+    run_dir: Path,
+    model: Transformer,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+) -> dict[str, Any]:
+    """Load ``last/``'s weights into ``model`` and its optimizer and scheduler states; returns
+    the rest of the training state (counters, RNG streams, the log's open interval)."""
+    from safetensors.torch import load_file
+
+    state = load_train_state(run_dir)
+    weights = load_file(str(run_dir / LAST / "model.safetensors"))
+    if model.cfg.style == "modern":  # tied embeddings: the head is saved once, as the embedding
+        weights.setdefault("head.weight", weights["embed.weight"])
+    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    optimizer.load_state_dict(state["optimizer"])
+    sched = dict(state["scheduler"])
+    # None keeps this run's schedule objects: a resume may extend the horizon.
+    sched["lr_lambdas"] = [None] * len(scheduler.lr_lambdas)
+    scheduler.load_state_dict(sched)
+    for group, base_lr, fn in zip(
+        optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True
+    ):
+        group["lr"] = base_lr * fn(scheduler.last_epoch)
+    return state

@@ -44,8 +44,8 @@ from tunesmith.training.state import (
     check_fresh_run_dir,
     check_restartable,
     check_resume_compatible,
-    load_train_state,
     recover_run_dir,
+    restore_training,
     resumable_checkpoint,
     rng_state,
     saved_run,
@@ -175,25 +175,8 @@ class Trainer:
         return saved_run(self.run_dir)
 
     def _restore(self) -> None:
-        from safetensors.torch import load_file
-
-        state = load_train_state(self.run_dir)
-        weights = load_file(str(self.run_dir / LAST / "model.safetensors"))
-        if self.model.cfg.style == "modern":
-            weights.setdefault("head.weight", weights["embed.weight"])
-        self.model.load_state_dict({k: v.float() for k, v in weights.items()})
-        self.optimizer.load_state_dict(state["optimizer"])
-        sched = dict(state["scheduler"])
-        # None keeps this run's schedule objects: a resume may extend the horizon.
-        sched["lr_lambdas"] = [None] * len(self.scheduler.lr_lambdas)
-        self.scheduler.load_state_dict(sched)
-        for group, base_lr, fn in zip(
-            self.optimizer.param_groups,
-            self.scheduler.base_lrs,
-            self.scheduler.lr_lambdas,
-            strict=True,
-        ):
-            group["lr"] = base_lr * fn(self.scheduler.last_epoch)
+        """The saved run's weights, optimizer, schedule, counters and RNG streams."""
+        state = restore_training(self.run_dir, self.model, self.optimizer, self.scheduler)
         self.step, self.best_val = state["step"], state["best_val"]
         self.tokens_seen, self.elapsed = state["tokens_seen"], state["elapsed"]
         # Checkpoints before these were kept lose only the partial log interval.
