@@ -27,6 +27,7 @@ ARGS = [
     "--log-every", "3", "--eval-every", "4", "--eval-batches", "2", "--sample-notes", "0",
     "--dropout", "0.1", "--augment-transpose", "2", "--threads", "1", "--quiet", "--no-tensorboard",
     "--max-steps", "12",
+    "--precision", "fp32",  # auto times both at start-up: two runs could choose differently
 ]  # fmt: skip
 
 
