@@ -182,6 +182,14 @@ def load_checkpoint(
     info = read_model_info(path)
     path, config, model_cfg, tokenizer = info.path, info.config, info.cfg, info.tokenizer
     model = Transformer(model_cfg, pad_id=tokenizer.pad_id)
+    load_weights(model, path)
+    model.to(device).eval()
+    return Checkpoint(model=model, tokenizer=tokenizer, config=config, path=path)
+
+
+def load_weights(model: Transformer, path: Path) -> None:
+    """Load the folder ``path``'s weights into ``model`` (float32; a tied head is saved once,
+    as the embedding); a missing, corrupt or mismatched file is a :class:`BadCheckpointError`."""
     weights = path / WEIGHTS_FILE
     if not weights.is_file():
         raise BadCheckpointError(f"{path}: no {WEIGHTS_FILE}")
@@ -190,12 +198,10 @@ def load_checkpoint(
     except (SafetensorError, OSError) as err:
         raise BadCheckpointError(f"{path}: corrupt {WEIGHTS_FILE} ({err})") from None
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
-    if model_cfg.style == "modern":
+    if model.cfg.style == "modern":
         sd.setdefault("head.weight", sd.get("embed.weight"))
     missing, unexpected = model.load_state_dict(sd, strict=False)
     if missing or unexpected:
         raise BadCheckpointError(
             f"{path}: weights do not match config (missing {len(missing)}, unexpected {len(unexpected)})"
         )
-    model.to(device).eval()
-    return Checkpoint(model=model, tokenizer=tokenizer, config=config, path=path)

@@ -17,6 +17,7 @@ from tunesmith.errors import BadCheckpointError, TunesmithError
 from tunesmith.model.checkpoint import (
     STATE_FILE,
     interrupted_swap,
+    load_weights,
     read_config,
     recover_folder,
 )
@@ -217,13 +218,8 @@ def restore_training(
 ) -> dict[str, Any]:
     """Load ``last/``'s weights into ``model`` and its optimizer and scheduler states; returns
     the rest of the training state (counters, RNG streams, the log's open interval)."""
-    from safetensors.torch import load_file
-
     state = load_train_state(run_dir)
-    weights = load_file(str(run_dir / LAST / "model.safetensors"))
-    if model.cfg.style == "modern":  # tied embeddings: the head is saved once, as the embedding
-        weights.setdefault("head.weight", weights["embed.weight"])
-    model.load_state_dict({k: v.float() for k, v in weights.items()})
+    load_weights(model, run_dir / LAST)
     optimizer.load_state_dict(state["optimizer"])
     sched = dict(state["scheduler"])
     # None keeps this run's schedule objects: a resume may extend the horizon.
