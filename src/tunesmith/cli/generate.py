@@ -190,18 +190,26 @@ def check_out(out: str | None) -> Path:
     return path
 
 
-def _run(args: argparse.Namespace) -> int:
+def load_generator(plan: Plan) -> tuple[Generator, float]:
+    """The plan's model and backend, and the seconds its loading took; a ``--replay`` record
+    names the sampler that made its piece, and a model other than its own is refused."""
     from tunesmith.generation import Generator
-    from tunesmith.tokenization.midi_io import load_midi
 
-    plan = make_plan(args)
-    prompt = load_midi(plan.prompt) if plan.prompt else None
     started = time.perf_counter()
     generator = Generator.from_pretrained(plan.model, backend=plan.backend)
     generator.sampler = plan.sampler  # a record replays with the sampler that made it
     load_seconds = time.perf_counter() - started
     if plan.model_sha256 and generator.checksum != plan.model_sha256:
         raise TunesmithError("--replay: the model differs from the one that made the piece")
+    return generator, load_seconds
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tunesmith.tokenization.midi_io import load_midi
+
+    plan = make_plan(args)
+    prompt = load_midi(plan.prompt) if plan.prompt else None
+    generator, load_seconds = load_generator(plan)
     bar = _Bar(plan.config)
     try:
         result = generator.generate(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from tunesmith.cli.generate import (
     add_backend_option,
     add_knob_options,
     flag_error,
+    load_generator,
     make_plan,
     write_outputs,
 )
@@ -91,18 +91,12 @@ def _plan(args: argparse.Namespace) -> tuple[Plan, tuple[int, int]]:
 
 def _run(args: argparse.Namespace) -> int:
     from tunesmith.data.infill import check_bars
-    from tunesmith.generation import Generator
     from tunesmith.tokenization.midi_io import grid_notes, load_midi
 
     plan, bars = _plan(args)
     piece = load_midi(plan.prompt)
     check_bars(grid_notes(piece), bars)  # before the model loads
-    started = time.perf_counter()
-    generator = Generator.from_pretrained(plan.model, backend=plan.backend)
-    generator.sampler = plan.sampler  # a record replays with the sampler that made it
-    load_seconds = time.perf_counter() - started
-    if plan.model_sha256 and generator.checksum != plan.model_sha256:
-        raise TunesmithError("--replay: the model differs from the one that made the piece")
+    generator, load_seconds = load_generator(plan)
     bar = _Bar(plan.config.with_params(bars=bars[1] - bars[0] + 1))
     try:
         result = generator.infill(piece, bars, config=plan.config, callback=bar.update_to,
