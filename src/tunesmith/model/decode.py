@@ -65,6 +65,16 @@ def check_context(model: Transformer, cache: KVCache) -> None:
         )
 
 
+def check_step(
+    model: Transformer, cache: KVCache, tokens: torch.Tensor, bar_pos: torch.Tensor | None
+) -> None:
+    """What every fast step refuses: a sequence past the context, a cache without room, and
+    bar positions given to a model without them (or missing from one with them)."""
+    check_context(model, cache)
+    model.check_bar_pos(bar_pos, tuple(tokens.shape))
+    cache.check_room(1)
+
+
 class ReferenceDecoder:
     """The step through ``Transformer.forward``: slower, and the yardstick of the others."""
 
@@ -192,9 +202,7 @@ class Decoder:
         self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
-        check_context(self.model, cache)
-        self.model.check_bar_pos(bar_pos, tuple(tokens.shape))
-        cache.check_room(1)
+        check_step(self.model, cache, tokens, bar_pos)
         w, buf = self._prepare(cache.batch)
         tokens = cache.to_storage_order(tokens)  # rows run in the cache's storage order
         t, own, C = cache.length, cache.own_len, w.C

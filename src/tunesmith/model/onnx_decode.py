@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from tunesmith.model.cache import KVCache
-from tunesmith.model.decode import check_context
+from tunesmith.model.decode import check_step
 from tunesmith.model.fused_step import FusedStep, LazySession, bind
 from tunesmith.model.step_graph import BAR_POS, SCALARS
 from tunesmith.model.transformer import Transformer
@@ -91,9 +91,7 @@ class OnnxDecoder:
         self, tokens: torch.Tensor, cache: KVCache, bar_pos: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits ``(B, V)`` of the next token after ``tokens`` ``(B,)``; the cache takes them."""
-        check_context(self.model, cache)
-        self.model.check_bar_pos(bar_pos, tuple(tokens.shape))
-        cache.check_room(1)
+        check_step(self.model, cache, tokens, bar_pos)
         if self._fused is not None and cache.shared is None and cache.batch == 1:
             # The new key and value go to the cache's storage at own_len; then it is committed.
             kv = cache.kv.numpy()
