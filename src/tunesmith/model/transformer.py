@@ -108,19 +108,17 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.swiglu = cfg.style == "modern"
+        self.swiglu, self.d_ff = cfg.style == "modern", cfg.d_ff
         bias = cfg.style == "original"
         self.up = nn.Linear(cfg.d_model, (2 if self.swiglu else 1) * cfg.d_ff, bias=bias)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.up(x)  # (B, T, d_ff or 2*d_ff)
-        if self.swiglu:
-            gate, val = h.chunk(2, dim=-1)
-            h = F.silu(gate) * val
-        else:
-            h = F.relu(h)
-        return self.down(h)
+        if not self.swiglu:
+            return self.down(F.relu(h))
+        # Sliced at a fixed size (not chunk): an exported graph then has no shape arithmetic.
+        return self.down(F.silu(h[..., : self.d_ff]) * h[..., self.d_ff :])
 
 
 class Block(nn.Module):
