@@ -97,7 +97,14 @@ def test_non_midi_prompt_and_bad_out(tmp_path, model_dir, capsys):
     assert main(["generate", "--model", str(model_dir)]) == 2
 
 
-def test_unknown_flag_exits_2(capsys):
+@pytest.mark.parametrize(
+    ("argv", "prog"),
+    [(["generate", "--bogus"], "tunesmith generate"), (["generate", "--notes", "4", "x"],
+     "tunesmith generate"), (["--bogus"], "tunesmith")],
+)  # fmt: skip
+def test_unknown_argument_exits_2_naming_its_command(capsys, argv, prog):
     with pytest.raises(SystemExit) as exc:
-        main(["generate", "--bogus"])
+        main(argv)
     assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{prog}: error: unrecognized arguments: {argv[-1]}"]

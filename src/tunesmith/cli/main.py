@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Any
 
 from tunesmith.errors import TunesmithError
 
@@ -20,8 +21,19 @@ COMMANDS = ("prepare", "train", "generate", "infill", "evaluate", "app", "plot")
 class _Parser(argparse.ArgumentParser):
     """argparse with exit code 2 and a one-line message for usage errors."""
 
+    commands: dict[str, argparse.ArgumentParser] = {}  # by name; build_parser sets its own
+
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+    def parse_args(self, args: list[str] | None = None, namespace: object = None) -> Any:  # type: ignore[override]
+        """As argparse's, but an unknown argument is reported by its sub-command's parser
+        (``tunesmith generate: error: ...``), not by the top-level one."""
+        parsed, extra = self.parse_known_args(args, namespace)  # type: ignore[arg-type]
+        if extra:
+            owner = self.commands.get(getattr(parsed, "command", None) or "", self)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in COMMANDS:
         importlib.import_module(f"tunesmith.cli.{module}").add_parser(sub)
+    parser.commands = dict(sub.choices)
     return parser
 
 
