@@ -48,6 +48,20 @@ def test_generate_writes_midi_and_sidecar_and_replays_byte_for_byte(
     assert again.read_bytes() == out.read_bytes()
 
 
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_the_thread_count_changes_the_speed_not_the_piece(tmp_path, model_dir, backend):
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+    pieces = []
+    for threads in ("1", "2"):
+        out = tmp_path / f"threads{threads}.mid"
+        argv = ["generate", "--model", str(model_dir), "--notes", "24", "--seed", "3",
+                "--backend", backend, "--threads", threads, "--out", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        pieces.append(out.read_bytes())
+    assert pieces[0] == pieces[1]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -59,6 +73,8 @@ def test_generate_writes_midi_and_sidecar_and_replays_byte_for_byte(
         (["--prompt", "/nonexistent.mid"], "no such file"),
         (["--model", "/nonexistent"], "no such checkpoint"),
         (["--replay", "/nonexistent.json"], "no such file"),
+        (["--threads", "0"], "--threads: must be between 1 and 256, not 0"),
+        (["--threads", "257"], "--threads: must be between 1 and 256"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path, model_dir, capsys, args, message):

@@ -269,6 +269,9 @@ def test_bad_input_is_one_line_and_exit_2(
     assert "--train-openings" in _error(
         ["--model", ckpt, "--train-openings", "-1", "--out", out], capsys
     )
+    assert "--threads: must be between 1 and 256, not 0" in _error(
+        ["--model", ckpt, "--threads", "0", "--out", out], capsys
+    )
     assert "no test or val files" in _error(
         ["--model", ckpt, "--data", str(two), "--out", out], capsys
     )

@@ -15,6 +15,7 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 from tunesmith.cli.main import main  # noqa: E402
+from tunesmith.errors import BadParameterError  # noqa: E402
 from tunesmith.generation.config import GenerationConfig  # noqa: E402
 from tunesmith.generation.generator import Generator  # noqa: E402
 from tunesmith.generation.search import beam_search, sample  # noqa: E402
@@ -221,3 +222,14 @@ def test_auto_keeps_the_torch_step_for_beam_search() -> None:
     assert gen._step(GenerationConfig(search="top_k")).name == "onnx"
     gen.requested_backend = "onnx"  # asked for by name: honoured
     assert gen._step(GenerationConfig(search="beam")).name == "onnx"
+
+
+def test_a_generation_decodes_with_two_threads_where_there_are_two_cores(monkeypatch) -> None:
+    """``--threads``' default: a second thread nearly doubles the onnx path's speed."""
+    for cores, threads in (({0}, 1), ({0, 1}, 2), (set(range(8)), 2)):
+        monkeypatch.setattr(backend_names.os, "sched_getaffinity", lambda _pid, c=cores: c)
+        assert backend_names.decode_threads() == threads
+    assert backend_names.decode_threads(3) == 3
+    for bad in (0, 257, 1.5, "2", True):
+        with pytest.raises(BadParameterError, match="threads"):
+            backend_names.decode_threads(bad)

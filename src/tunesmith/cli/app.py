@@ -9,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from tunesmith.cli.generate import add_backend_option, backend_option
+from tunesmith.cli.generate import add_decoding_options, backend_option
 from tunesmith.errors import TunesmithError
 
 HELP = """Open tunesmith in a web browser: upload a MIDI opening, generate, listen,
@@ -38,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="generations decoded at once, one thread each (default: the CPUs, at most "
         f"{MAX_DEFAULT_WORKERS}); more visitors wait their turn in the queue",
     )  # fmt: skip
-    add_backend_option(p)
+    add_decoding_options(p, threads=False)
     p.set_defaults(func=run)
 
 

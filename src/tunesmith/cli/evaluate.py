@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tunesmith.cli.generate import add_backend_option, backend_option
+from tunesmith.cli.generate import add_decoding_options, backend_option, threads_option
 from tunesmith.errors import TunesmithError
 
 
@@ -75,7 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", required=True, metavar="REPORT_DIR", help="folder for the report (made if missing)"
     )
-    add_backend_option(p)
+    add_decoding_options(p)
     p.set_defaults(func=run)
 
 
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         excerpts_per_file=args.excerpts_per_file,
         train_openings=args.train_openings,
         backend=backend_option(args.backend),
+        threads=threads_option(args.threads),
     )
     if args.data is not None and not args.data.strip():
         raise TunesmithError("--data: empty path")

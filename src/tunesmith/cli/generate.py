@@ -23,7 +23,10 @@ of the model and the prompt; `tunesmith generate --replay OUT.json` makes the
 same piece again, byte for byte."""
 
 # Parameters of the run that are not GenerationConfig fields, for errors naming them.
-OTHER_FLAGS = {"prompt_notes": "--prompt-notes", "prompt": "--prompt", "backend": "--backend"}
+OTHER_FLAGS = {
+    "prompt_notes": "--prompt-notes", "prompt": "--prompt", "backend": "--backend",
+    "threads": "--threads",
+}  # fmt: skip
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,13 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_knob_options(p)
     p.add_argument("--out", help="output MIDI path (required unless --replay)")
     p.add_argument("--replay", help="a JSON sidecar written by generate: make that piece again")
-    add_backend_option(p)
+    add_decoding_options(p)
     p.set_defaults(func=run)
 
 
-def add_backend_option(parser: argparse.ArgumentParser) -> None:
-    """``--backend``: the decoding step (shared by every command that generates)."""
-    from tunesmith.model.backend_names import BACKENDS
+def add_decoding_options(parser: argparse.ArgumentParser, threads: bool = True) -> None:
+    """``--backend`` and (unless ``threads`` is False: the web app, whose workers take one
+    thread each) ``--threads``: how the model runs, shared by every command that generates;
+    they change the speed, not the music."""
+    from tunesmith.model.backend_names import BACKENDS, MAX_THREADS
 
     parser.add_argument(
         "--backend", choices=BACKENDS, default=None,
@@ -50,6 +55,23 @@ def add_backend_option(parser: argparse.ArgumentParser) -> None:
         "installed and its export of the model is cached, else torch (a --replay takes the "
         "recorded one; default auto)",
     )  # fmt: skip
+    if not threads:
+        return
+    parser.add_argument(
+        "--threads", type=int, default=None, metavar="N",
+        help=f"CPU threads to decode with, 1 to {MAX_THREADS} (default: 2 where the machine "
+        "has 2 cores or more, else 1; the same seed gives the same piece with any number)",
+    )  # fmt: skip
+
+
+def threads_option(value: int | None) -> int:
+    """The ``--threads`` given, or the default (:func:`~tunesmith.model.backend_names.decode_threads`)."""
+    from tunesmith.model.backend_names import decode_threads
+
+    try:
+        return decode_threads(value)
+    except BadParameterError as err:
+        raise flag_error(err) from None
 
 
 def add_knob_options(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
@@ -121,6 +143,7 @@ class Plan:
     infill_bars: tuple[int, int] | None = None  # from an infill record: the bars it regenerated
     backend: str = "auto"
     sampler: str | None = None  # a replayed record's (None: the backend's own)
+    threads: int = 1
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
@@ -130,7 +153,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
     given = {n: getattr(args, n) for n in knobs() if getattr(args, n) is not None}
     if not args.replay:
         return Plan(GenerationConfig(**given), args.model, args.prompt, args.prompt_notes,
-                    check_out(args.out), backend=backend_option(args.backend))  # fmt: skip
+                    check_out(args.out), backend=backend_option(args.backend),
+                    threads=threads_option(args.threads))  # fmt: skip
     try:
         replay = load_record(args.replay)
     except TunesmithError as err:
@@ -148,7 +172,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     backend = backend_option(args.backend or replay.backend)
     return Plan(replay.config.with_params(**given), args.model or replay.model_path, prompt,
                 notes, check_out(args.out), replay.model_sha256, replay.infill_bars,
-                backend, replay.sampler)  # fmt: skip
+                backend, replay.sampler, threads_option(args.threads))  # fmt: skip
 
 
 def _replay_prompt(args: argparse.Namespace, replay: Any, flag: str) -> str | None:
@@ -196,7 +220,8 @@ def load_generator(plan: Plan) -> tuple[Generator, float]:
     from tunesmith.generation import Generator
 
     started = time.perf_counter()
-    generator = Generator.from_pretrained(plan.model, backend=plan.backend)
+    generator = Generator.from_pretrained(plan.model, num_threads=plan.threads,
+                                          backend=plan.backend)  # fmt: skip
     generator.sampler = plan.sampler  # a record replays with the sampler that made it
     load_seconds = time.perf_counter() - started
     if plan.model_sha256 and generator.checksum != plan.model_sha256:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tunesmith.cli.generate import (
     Plan,
     _Bar,
-    add_backend_option,
+    add_decoding_options,
     add_knob_options,
     flag_error,
     load_generator,
@@ -53,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(required unless --replay)")  # fmt: skip
     p.add_argument("--model", help="checkpoint folder trained with --fim-rate (default: bundled)")
     add_knob_options(p, skip=SKIPPED_KNOBS)
-    add_backend_option(p)
+    add_decoding_options(p)
     p.add_argument("--out", help="output MIDI path (required)")
     p.add_argument("--replay", help="a JSON sidecar written by infill: make that piece again")
     p.set_defaults(func=run, prompt_notes=None, prompt_flag="the MIDI argument")

@@ -217,7 +217,7 @@ def run_evaluation(
     index, index_source = _memorisation_index(ckpt.path, corpus)
     held_out = "test" if corpus.files["test"] else "val"
     gen = Generator(ckpt.model, ckpt.tokenizer, ckpt.path, ckpt.checksum,
-                    backend=settings.backend)  # fmt: skip
+                    num_threads=settings.threads, backend=settings.backend)  # fmt: skip
     test, train = _openings(corpus, held_out), _openings(corpus, "train")
     samples = generate_pieces(gen, settings, test, train, index, out, log)
     real = compute_metrics(segments)

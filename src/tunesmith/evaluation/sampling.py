@@ -40,9 +40,10 @@ class EvalSettings:
     train_openings: int = 4  # pieces per search method prompted with training openings
     pianorolls: bool = True
     backend: str = "auto"  # the decoding step (tunesmith.model.backends)
+    threads: int = 1  # CPU threads to decode with (speed only: the pieces are the same)
 
     def __post_init__(self) -> None:
-        for name in ("samples", "notes", "prompt_notes", "excerpts_per_file"):
+        for name in ("samples", "notes", "prompt_notes", "excerpts_per_file", "threads"):
             if getattr(self, name) < 1:
                 raise BadParameterError(
                     f"--{name.replace('_', '-')}: must be at least 1, not {getattr(self, name)}"

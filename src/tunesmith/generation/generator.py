@@ -61,10 +61,14 @@ class Generator:
     ) -> None:
         """``num_threads``: torch threads while decoding (None: leave torch's setting).
 
-        One thread is the default: batch-1 decoding is bound by memory traffic, so a
-        second thread gains little on an idle machine, while on a busy one OpenMP
-        threads that spin waiting for each other can be far slower
-        (``python -m benchmarks.generation --threads N`` measures it).
+        One thread is this class's default, safe where generations run side by side (the
+        web app's workers share one generator) or the machine is busy: threads that spin
+        waiting for each other can then be far slower. ``tunesmith generate``, ``infill``
+        and ``evaluate`` decode one piece at a time with two (``--threads``, see
+        :func:`~tunesmith.model.backend_names.decode_threads`): on the onnx path a second
+        thread nearly doubles the speed on an idle machine, on the torch step it gains little
+        (``python -m benchmarks.generation --threads N`` measures both). The thread count
+        changes the speed only: the same seed gives the same piece.
         ``backend``: the decoding step, ``auto`` (ONNX Runtime when installed, see
         :mod:`tunesmith.model.backends`), ``torch`` or ``onnx``; one that cannot run here
         is refused with a :class:`BadParameterError`. A model with a non-finite weight is
