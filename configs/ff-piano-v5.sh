@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Bundled model v5 (a candidate, in progress): v4's pretraining, 1,200 more pretraining steps,
+# Bundled-model candidate v5 (trained, not bundled: configs/ff-piano-v5.md): v4's pretraining, 1,200 more pretraining steps,
 # then v4's fine-tune. A run of several hours: it spans working sessions by resuming.
 #   1. configs/ff-piano-v4.sh stages 1-2: RUNS/v4-pretrain (2,500 steps in all).
 #   2. RUNS/v5-pretrain: from v4-pretrain/last on the same mix (its token cache), the cosine
@@ -19,16 +19,6 @@ source "$(dirname "$0")/train_or_resume.sh"
 
 V4_FINETUNE=0 "$(dirname "$0")/ff-piano-v4.sh" "$DATASETS" "$RUNS"
 
-train_or_resume "$RUNS/v2-pretrain/cache" "$RUNS/v5-pretrain" 1200 \
-  --init-from "$RUNS/v4-pretrain/last" --seq-len 1024 --batch-size 16 \
-  --lr 2e-4 --warmup-steps 30 --decay-steps 1200 --augment-transpose 5 --eval-every 100 \
-  --eval-batches 8 --log-every 10 --seed 3 --precision auto --fim-rate 0.5
-echo PRETRAIN-DONE
-
-train_or_resume "$DATASETS/final-fantasy-piano" "$RUNS/v5-finetune" 150 \
-  --init-from "$RUNS/v5-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
-  --warmup-steps 30 --decay-steps 150 --augment-transpose 5 --eval-every 50 \
-  --log-every 10 --seed 0 --precision fp32 --fim-rate 0.5
-echo FINETUNE-DONE
+pretrain_then_finetune "$RUNS" "$RUNS/v4-pretrain/last" v5 1200 3
 
 # The bundled model: python scripts/bundle_model.py "$RUNS/v5-finetune/best"

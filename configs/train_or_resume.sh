@@ -13,3 +13,21 @@ train_or_resume() {
     tunesmith train "$data" --out "$out" --max-steps "$steps" --threads "$THREADS" "$@"
   fi
 }
+
+# pretrain_then_finetune RUNS FROM NAME STEPS SEED: RUNS/NAME-pretrain, STEPS more steps from FROM
+# on the pretraining mix (RUNS/v2-pretrain/cache: POP909 + the Final Fantasy train split; v5's
+# options), then RUNS/NAME-finetune, 150 steps on final-fantasy-piano (v4's fine-tune).
+# Needs DATASETS and THREADS.
+pretrain_then_finetune() {
+  local runs=$1 from=$2 name=$3 steps=$4 seed=$5
+  train_or_resume "$runs/v2-pretrain/cache" "$runs/$name-pretrain" "$steps" \
+    --init-from "$from" --seq-len 1024 --batch-size 16 \
+    --lr 2e-4 --warmup-steps 30 --decay-steps "$steps" --augment-transpose 5 --eval-every 100 \
+    --eval-batches 8 --log-every 10 --seed "$seed" --precision auto --fim-rate 0.5
+  echo PRETRAIN-DONE
+  train_or_resume "$DATASETS/final-fantasy-piano" "$runs/$name-finetune" 150 \
+    --init-from "$runs/$name-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
+    --warmup-steps 30 --decay-steps 150 --augment-transpose 5 --eval-every 50 \
+    --log-every 10 --seed 0 --precision fp32 --fim-rate 0.5
+  echo FINETUNE-DONE
+}
