@@ -19,6 +19,7 @@ import numpy as np
 from tunesmith.errors import BadParameterError
 from tunesmith.evaluation.memorisation import MemorisationIndex
 from tunesmith.evaluation.plots import pianoroll_png
+from tunesmith.model.backend_names import decode_threads
 from tunesmith.tokenization.midi_io import STEPS_PER_BAR
 
 SEARCHES = ("greedy", "top_k", "top_p", "beam")
@@ -43,7 +44,8 @@ class EvalSettings:
     threads: int = 1  # CPU threads to decode with (speed only: the pieces are the same)
 
     def __post_init__(self) -> None:
-        for name in ("samples", "notes", "prompt_notes", "excerpts_per_file", "threads"):
+        decode_threads(self.threads)  # refuses a count out of its bounds
+        for name in ("samples", "notes", "prompt_notes", "excerpts_per_file"):
             if getattr(self, name) < 1:
                 raise BadParameterError(
                     f"--{name.replace('_', '-')}: must be at least 1, not {getattr(self, name)}"
