@@ -46,7 +46,7 @@ def decode_threads(requested: object = None) -> int:
     """Threads one generation decodes with: ``requested`` (1 to 256), or by default 2 where
     this process may run on 2 or more cores, else 1. A batch-1 step is bound by memory
     traffic, and two threads read it nearly twice as fast as one on the onnx path (measured
-    with ONNX Runtime's spinning pool on an idle 2-core machine); more add little. The
+    with ONNX Runtime's spinning pool on an idle 2-core machine; more were never measured). The
     web app's workers keep one thread each instead: they run generations side by side."""
     if requested is None:
         cores = (
