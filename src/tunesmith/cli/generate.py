@@ -59,8 +59,8 @@ def add_decoding_options(parser: argparse.ArgumentParser, threads: bool = True) 
         return
     parser.add_argument(
         "--threads", type=int, default=None, metavar="N",
-        help=f"CPU threads to decode with, 1 to {MAX_THREADS} (default: 2 where the machine "
-        "has 2 cores or more, else 1; the same seed gives the same piece with any number)",
+        help=f"CPU threads to decode with, 1 to {MAX_THREADS} (default: 2 when a second core "
+        "is idle, else 1; the same seed gives the same piece with any number)",
     )  # fmt: skip
 
 

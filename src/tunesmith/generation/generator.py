@@ -64,9 +64,9 @@ class Generator:
         One thread is this class's default, safe where generations run side by side (the
         web app's workers share one generator) or the machine is busy: threads that spin
         waiting for each other can then be far slower. ``tunesmith generate``, ``infill``
-        and ``evaluate`` decode one piece at a time with two (``--threads``, see
-        :func:`~tunesmith.model.backend_names.decode_threads`): on the onnx path a second
-        thread nearly doubles the speed on an idle machine, on the torch step it gains little
+        and ``evaluate`` decode one piece at a time with two when a second core is idle
+        (``--threads``, see :func:`~tunesmith.model.backend_names.decode_threads`): on the
+        onnx path that nearly doubles the speed, on the torch step it gains little
         (``python -m benchmarks.generation --threads N`` measures both). The thread count
         changes the speed only: the same seed gives the same piece.
         ``backend``: the decoding step, ``auto`` (ONNX Runtime when installed, see

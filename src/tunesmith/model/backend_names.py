@@ -44,17 +44,15 @@ def fused_supported(cfg: ModelConfig) -> bool:
 
 def decode_threads(requested: object = None) -> int:
     """Threads one generation decodes with: ``requested`` (1 to 256), or by default 2 where
-    this process may run on 2 or more cores, else 1. A batch-1 step is bound by memory
-    traffic, and two threads read it nearly twice as fast as one on the onnx path (measured
-    with ONNX Runtime's spinning pool on an idle 2-core machine; more were never measured). The
-    web app's workers keep one thread each instead: they run generations side by side."""
+    this process may run on 2 or more cores and one of them is idle (the 1-minute load
+    average under the cores less one), else 1. A batch-1 step is bound by memory traffic:
+    on an idle 2-core machine two threads run the onnx path nearly twice as fast as one
+    (more were never measured), but on a busy one threads that spin waiting for each other
+    crawl (the torch step at 2 threads beside a training run: 15-20x slower than at 1)."""
     if requested is None:
-        cores = (
-            os.sched_getaffinity(0)
-            if hasattr(os, "sched_getaffinity")
-            else range(os.cpu_count() or 1)
-        )
-        return min(2, len(cores))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float(cores)
+        return 2 if cores >= 2 and load < cores - 1 else 1
     if isinstance(requested, bool) or not isinstance(requested, int):
         raise BadParameterError(f"must be a whole number, not {requested!r}", field="threads")
     if not 1 <= requested <= MAX_THREADS:
