@@ -13,6 +13,9 @@ tokens/s, their ratio and beam --beam-width's time over greedy's on the torch st
 `auto` keeps for beam. The seed preset's step is exported in memory (a few seconds); the
 bundled model's comes from the on-disk cache (built on first use).
 
+The onnx path on the bundled model at 1 thread and at --threads (2: what `generate` uses when
+a second core is idle), their ratio.
+
 After a 16-token prompt (bundled model), greedy decoding over a short window (+256 tokens;
 a step reads fewer keys and values) and a long piece (--long-tokens new tokens, timed whole:
 its window slides, and each slide re-encodes three quarters of the context, one forward on
@@ -210,6 +213,26 @@ def bundled_rates(args: argparse.Namespace) -> None:
     print_backends(f"bundled model, prompt {len(ids)} tokens", rates, args.beam_width)
 
 
+def thread_rates(args: argparse.Namespace) -> None:
+    """The onnx path's greedy rate on the bundled model at one thread and at --threads (what
+    `generate` uses when a second core is idle), alternated, best of --repeats."""
+    ckpt = load_checkpoint(None)
+    ids = prompt_ids(ckpt.tokenizer, min(args.prompt_tokens, ckpt.model.cfg.context // 2))
+    runs = {}
+    for n in (1, args.threads):
+        onnx = open_backend("onnx", ckpt.model, ckpt.checksum, ckpt.path, n)
+        runs[n] = greedy_runs(ckpt.model, ckpt.tokenizer, ids, {"onnx": onnx})["onnx"]
+    best = dict.fromkeys(runs, 0.0)
+    for run in runs.values():  # warm-up
+        run(16)
+    for _ in range(args.repeats):
+        for n, run in runs.items():
+            best[n] = max(best[n], decode_rate(run, args.new_tokens))
+    print(f"bundled model, prompt {len(ids)} tokens, onnx path: 1 thread {best[1]:.0f} tokens/s, "
+          f"{args.threads} threads {best[args.threads]:.0f} tokens/s: "
+          f"**{best[args.threads] / best[1]:.2f}x**")  # fmt: skip
+
+
 def long_piece_rates(args: argparse.Namespace) -> None:
     """After a 16-token prompt on the bundled model: greedy's decoding rate over a short window
     (+256 tokens), and --long-tokens new tokens timed whole (the prompt, every step and every
@@ -306,6 +329,8 @@ def main() -> None:
         print("onnxruntime is not installed (pip install -e '.[fast]'): torch step only")
     print_backends("seed preset", backend_rates(model, tok, ids, args), args.beam_width)
     bundled_rates(args)
+    if onnxruntime_available() and args.threads > 1:
+        thread_rates(args)
     if args.long_tokens:
         long_piece_rates(args)
     # The bundled model's export is cached by now, as after a first use.
