@@ -89,8 +89,8 @@ class FusedStepGraph(nn.Module):
         m = self.model
         past, buffers = inputs[0], inputs[1:]
         ones = torch.ones_like(tokens)  # (S,): S traced as a size of the input, not a constant
-        # (1, S, C) throughout, as attention takes it: no reshape around every attention.
-        x = m.embed(tokens)[None]
+        # (S, C), 2-D: ONNX Runtime fuses a 2-D MatMul and its bias Add into one Gemm.
+        x = m.embed(tokens)
         if not self.rotary:
             positions = past + torch.cumsum(ones, 0) - 1
             x = x * math.sqrt(m.cfg.d_model) + m.pos_table[positions]
@@ -109,17 +109,17 @@ class FusedStepGraph(nn.Module):
             else:
                 x = blk.norm1(x + self._attention(blk, x, kv, presents))
                 x = blk.norm2(x + blk.ff(x))
-        return (m.head(m.final_norm(x[0, -1:])), *presents)
+        return (m.head(m.final_norm(x[-1:])), *presents)
 
     def _attention(self, blk: nn.Module, x: torch.Tensor, kv: tuple[torch.Tensor, ...],
                    presents: list[torch.Tensor]) -> torch.Tensor:  # fmt: skip
-        """The block's attention output ``(1, S, C)``; its present buffers go to ``presents``."""
-        qkv = blk.attn.qkv(x)  # (1, S, 3C)
+        """The block's attention output ``(S, C)``; its present buffers go to ``presents``."""
+        qkv = blk.attn.qkv(x)[None]  # (1, S, 3C)
         y, k, v = _GroupQueryAttention.apply(
             qkv, *kv, self.cos, self.sin, self.model.cfg.n_head, self.rotary
         )
         presents.extend([k, v])
-        return blk.attn.proj(y)
+        return blk.attn.proj(y[0])
 
 
 def fused_example_inputs(model: Transformer, length: int = 8) -> tuple[torch.Tensor, ...]:

@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 # the files kept): older files are then stale. 3: the fused batch-1 graph. 4: built only
 # from float32 weights checked finite (a cached export is then trusted without them). 5: the
 # fused graph takes positions in the bar too. 6: the fused graph takes S tokens (a prefill).
-# 7: the fused graph keeps a batch dimension and slices the feed-forward at fixed sizes
-# (133 operators to 87 after optimisation).
+# 7: the feed-forward slices at fixed sizes (no shape arithmetic in the graphs).
 STEP_FORMAT = 7
 
 
