@@ -145,11 +145,11 @@ def greedy_runs(
     """Per backend, greedy for n new tokens as `generate` runs it: torch on the torch step,
     onnx on the numpy path over the fused graph (where the model has one)."""
     greedy = GenerationConfig(search="greedy", notes=100_000, stop_at_eos=False)
-    runs: dict[str, Callable[[int], object]] = {
-        "torch": lambda n: sample(
+    runs: dict[str, Callable[[int], object]] = {}
+    if "torch" in steps:
+        runs["torch"] = lambda n: sample(
             model, tok, ids, greedy, stop_after(n), steps["torch"].decoder(model)
         )
-    }
     onnx = steps.get("onnx")
     if onnx is not None and onnx.fused is not None:
         runs["onnx"] = lambda n: sample(None, tok, ids, greedy, stop_after(n),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Bundled-model candidate v5 (trained, not bundled: configs/ff-piano-v5.md): v4's pretraining, 1,200 more pretraining steps,
-# then v4's fine-tune. A run of several hours: it spans working sessions by resuming.
+# Bundled-model candidate v5 (trained, not bundled: configs/ff-piano-v5.md): v4's pretraining,
+# 1,200 more pretraining steps, then v4's fine-tune. Several hours: it spans sessions by resuming.
 #   1. configs/ff-piano-v4.sh stages 1-2: RUNS/v4-pretrain (2,500 steps in all).
 #   2. RUNS/v5-pretrain: from v4-pretrain/last on the same mix (its token cache), the cosine
 #      re-warmed to 2e-4 (30 steps) and decayed over 1,200 steps, seed 3, the precision

@@ -108,7 +108,7 @@ class Attention(nn.Module):
 class FeedForward(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.swiglu, self.d_ff = cfg.style == "modern", cfg.d_ff
+        self.swiglu = cfg.style == "modern"
         bias = cfg.style == "original"
         self.up = nn.Linear(cfg.d_model, (2 if self.swiglu else 1) * cfg.d_ff, bias=bias)
         self.down = nn.Linear(cfg.d_ff, cfg.d_model, bias=bias)
@@ -118,7 +118,8 @@ class FeedForward(nn.Module):
         if not self.swiglu:
             return self.down(F.relu(h))
         # Sliced at a fixed size (not chunk): an exported graph then has no shape arithmetic.
-        return self.down(F.silu(h[..., : self.d_ff]) * h[..., self.d_ff :])
+        d_ff = self.down.in_features
+        return self.down(F.silu(h[..., :d_ff]) * h[..., d_ff:])
 
 
 class Block(nn.Module):
