@@ -20,27 +20,8 @@ THREADS=${THREADS:-2}
 FF="$DATASETS/final-fantasy-piano"
 MIX="$RUNS/v2-pretrain-data"
 
-mkdir -p "$MIX/pop909" "$MIX/ff-train"
-python - "$DATASETS" "$MIX" <<'PY'
-import sys
-from pathlib import Path
-
-from tunesmith.data.prepare import find_midi_files
-from tunesmith.data.split import assign_splits
-
-datasets, mix = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
-ff = datasets / "final-fantasy-piano"
-for rel, split in assign_splits(find_midi_files(ff)).items():
-    link = mix / "ff-train" / rel
-    if split == "train" and not link.is_symlink():
-        link.symlink_to(ff / rel)
-for rel in find_midi_files(datasets / "pop909"):
-    link = mix / "pop909" / rel
-    if not link.is_symlink():
-        link.symlink_to(datasets / "pop909" / rel)
-PY
-
 source "$(dirname "$0")/train_or_resume.sh"
+pretrain_mix "$DATASETS" "$MIX"
 
 train_or_resume "$MIX" "$RUNS/v2-pretrain" "$PRETRAIN_STOP" \
   --preset default --seq-len 1024 --batch-size 16 --lr 6e-4 --warmup-steps 100 \

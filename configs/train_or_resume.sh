@@ -14,13 +14,39 @@ train_or_resume() {
   fi
 }
 
-# pretrain_then_finetune RUNS FROM NAME STEPS SEED: RUNS/NAME-pretrain, STEPS more steps from FROM
-# on the pretraining mix (RUNS/v2-pretrain/cache: POP909 + the Final Fantasy train split; v5's
-# options), then RUNS/NAME-finetune, 150 steps on final-fantasy-piano (v4's fine-tune).
-# Needs DATASETS and THREADS.
+# pretrain_mix DATASETS MIX: MIX becomes a folder of symlinks, all 909 POP909 files and the 81
+# files of final-fantasy-piano's train split (its val and test files stay out of every stage).
+pretrain_mix() {
+  mkdir -p "$2/pop909" "$2/ff-train"
+  python - "$1" "$2" <<'PY'
+import sys
+from pathlib import Path
+
+from tunesmith.data.prepare import find_midi_files
+from tunesmith.data.split import assign_splits
+
+datasets, mix = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
+ff = datasets / "final-fantasy-piano"
+for rel, split in assign_splits(find_midi_files(ff)).items():
+    link = mix / "ff-train" / rel
+    if split == "train" and not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(ff / rel)
+for rel in find_midi_files(datasets / "pop909"):
+    link = mix / "pop909" / rel
+    if not link.is_symlink():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(datasets / "pop909" / rel)
+PY
+}
+
+# pretrain_then_finetune RUNS FROM NAME STEPS SEED [MIX]: RUNS/NAME-pretrain, STEPS more steps
+# from FROM on the pretraining mix (MIX, by default RUNS/v2-pretrain/cache: POP909 + the Final
+# Fantasy train split; v5's options), then RUNS/NAME-finetune, 150 steps on final-fantasy-piano
+# (v4's fine-tune, in FINETUNE_PRECISION, default fp32). Needs DATASETS and THREADS.
 pretrain_then_finetune() {
-  local runs=$1 from=$2 name=$3 steps=$4 seed=$5
-  train_or_resume "$runs/v2-pretrain/cache" "$runs/$name-pretrain" "$steps" \
+  local runs=$1 from=$2 name=$3 steps=$4 seed=$5 mix=${6:-$1/v2-pretrain/cache}
+  train_or_resume "$mix" "$runs/$name-pretrain" "$steps" \
     --init-from "$from" --seq-len 1024 --batch-size 16 \
     --lr 2e-4 --warmup-steps 30 --decay-steps "$steps" --augment-transpose 5 --eval-every 100 \
     --eval-batches 8 --log-every 10 --seed "$seed" --precision auto --fim-rate 0.5
@@ -28,6 +54,6 @@ pretrain_then_finetune() {
   train_or_resume "$DATASETS/final-fantasy-piano" "$runs/$name-finetune" 150 \
     --init-from "$runs/$name-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
     --warmup-steps 30 --decay-steps 150 --augment-transpose 5 --eval-every 50 \
-    --log-every 10 --seed 0 --precision fp32 --fim-rate 0.5
+    --log-every 10 --seed 0 --precision "${FINETUNE_PRECISION:-fp32}" --fim-rate 0.5
   echo FINETUNE-DONE
 }
