@@ -285,9 +285,15 @@ def test_init_from_an_old_checkpoint_grows_the_embedding(
     tsd = build_tokenizer("tsd")
     save_checkpoint(remi, Transformer(preset("tiny", tsd.vocab_size)), tsd)
     capsys.readouterr()
-    code = train(songs_cache, "--out", tmp_path / "r", "--init-from", remi, "--tokenizer", "pairs")
+    code = train(songs_cache, "--out", tmp_path / "r", "--init-from", remi)
     err = capsys.readouterr().err
-    assert code == 2 and "differs from the --init-from" in err and not (tmp_path / "r").exists()
+    assert code == 2 and "made with the 'pairs' tokenizer, not 'tsd'" in err
+    assert not (tmp_path / "r").exists()
+    # A --tokenizer other than the checkpoint's: refused by name, before any data is read.
+    code = train(songs_cache, "--out", tmp_path / "r", "--init-from", remi, "--tokenizer", "pairs")
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith("the checkpoint's tokenizer is 'tsd', not 'pairs' (leave --tokenizer out)")
+    assert len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
 def test_an_infill_model_generates_left_to_right(tmp_path: Path) -> None:
@@ -356,3 +362,10 @@ def test_tiny_model_learns_to_close_the_gap(songs_cache: Path, tmp_path: Path) -
                 exact[name] += advance(fill(model, p.ids)) == p.gap
     assert exact["trained"] / prompts >= 0.6, exact
     assert exact["untrained"] / prompts <= 0.2, exact
+
+
+def test_run_tokenizer_refuses_another_checkpoint_tokenizer(tmp_path: Path) -> None:
+    from tunesmith.training.data import run_tokenizer
+
+    with pytest.raises(TunesmithError, match="differs from the --init-from checkpoint's"):
+        run_tokenizer(tmp_path, PairTokenizer(), build_tokenizer("tsd"), infill=False)

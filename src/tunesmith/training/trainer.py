@@ -20,7 +20,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import BadParameterError, TunesmithError
 from tunesmith.model.checkpoint import load_checkpoint, save_checkpoint
 from tunesmith.model.config import ModelConfig
 from tunesmith.model.transformer import Transformer
@@ -82,6 +82,11 @@ class Trainer:
         base = None
         if cfg.init_from is not None and saved is None:
             base = load_checkpoint(cfg.init_from)
+            if base.tokenizer.name != cfg.tokenizer:
+                raise BadParameterError(
+                    f"--init-from {cfg.init_from}: the checkpoint's tokenizer is "
+                    f"{base.tokenizer.name!r}, not {cfg.tokenizer!r} (leave --tokenizer out)"
+                )
             if base.model.cfg.bar_positions:  # the model keeps them: its data must carry them
                 cfg = replace(cfg, bar_positions=True)
         self.data = self._open_data(cfg, data, saved, base)
