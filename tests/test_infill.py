@@ -292,7 +292,9 @@ def test_init_from_an_old_checkpoint_grows_the_embedding(
     # A --tokenizer other than the checkpoint's: refused by name, before any data is read.
     code = train(songs_cache, "--out", tmp_path / "r", "--init-from", remi, "--tokenizer", "pairs")
     err = capsys.readouterr().err.strip()
-    assert code == 2 and err.endswith("the checkpoint's tokenizer is 'tsd', not 'pairs' (leave --tokenizer out)")
+    assert code == 2 and err.endswith(
+        "the checkpoint's tokenizer is 'tsd', not 'pairs' (leave --tokenizer out)"
+    )
     assert len(err.splitlines()) == 1 and not (tmp_path / "r").exists()
 
 
