@@ -233,6 +233,14 @@ def test_a_generation_decodes_with_two_threads_where_a_second_core_is_idle(monke
         monkeypatch.setattr(backend_names.os, "sched_getaffinity", lambda _pid, c=cores: c)
         monkeypatch.setattr(backend_names.os, "getloadavg", lambda x=load: (x, x, x))
         assert backend_names.decode_threads() == threads
+    # Where the OS tells no affinity (macOS), every core counts; without a load average
+    # (Windows), the machine counts as busy.
+    monkeypatch.delattr(backend_names.os, "sched_getaffinity")
+    monkeypatch.setattr(backend_names.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(backend_names.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert backend_names.decode_threads() == 2
+    monkeypatch.delattr(backend_names.os, "getloadavg")
+    assert backend_names.decode_threads() == 1
     assert backend_names.decode_threads(3) == 3
     for bad in (0, 257, 1.5, "2", True):
         with pytest.raises(BadParameterError, match="threads"):

@@ -42,6 +42,13 @@ def fused_supported(cfg: ModelConfig) -> bool:
     return cfg.style != "modern" or cfg.head_dim % 16 == 0
 
 
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity where the OS tells it, else all)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def decode_threads(requested: object = None) -> int:
     """Threads one generation decodes with: ``requested`` (1 to 256), or by default 2 where
     this process may run on 2 or more cores and one of them is idle (the 1-minute load
@@ -50,7 +57,8 @@ def decode_threads(requested: object = None) -> int:
     (more were never measured), but on a busy one threads that spin waiting for each other
     crawl (the torch step at 2 threads beside a training run: 15-20x slower than at 1)."""
     if requested is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        cores = _usable_cores()
+        # Without a load average (Windows) the machine counts as busy: 1 thread is never slow.
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float(cores)
         return 2 if cores >= 2 and load < cores - 1 else 1
     if isinstance(requested, bool) or not isinstance(requested, int):
