@@ -42,8 +42,8 @@ PY
 
 # pretrain_then_finetune RUNS FROM NAME STEPS SEED [MIX]: RUNS/NAME-pretrain, STEPS more steps
 # from FROM on the pretraining mix (MIX, by default RUNS/v2-pretrain/cache: POP909 + the Final
-# Fantasy train split; v5's options), then RUNS/NAME-finetune, 150 steps on final-fantasy-piano
-# (v4's fine-tune, in FINETUNE_PRECISION, default fp32). Needs DATASETS and THREADS.
+# Fantasy train split; v5's options), then `finetune` into RUNS/NAME-finetune.
+# Needs DATASETS and THREADS.
 pretrain_then_finetune() {
   local runs=$1 from=$2 name=$3 steps=$4 seed=$5 mix=${6:-$1/v2-pretrain/cache}
   train_or_resume "$mix" "$runs/$name-pretrain" "$steps" \
@@ -51,8 +51,14 @@ pretrain_then_finetune() {
     --lr 2e-4 --warmup-steps 30 --decay-steps "$steps" --augment-transpose 5 --eval-every 100 \
     --eval-batches 8 --log-every 10 --seed "$seed" --precision auto --fim-rate 0.5
   echo PRETRAIN-DONE
-  train_or_resume "$DATASETS/final-fantasy-piano" "$runs/$name-finetune" 150 \
-    --init-from "$runs/$name-pretrain/last" --seq-len 1024 --batch-size 16 --lr 3e-4 \
+  finetune "$runs/$name-finetune" "$runs/$name-pretrain/last"
+}
+
+# finetune OUT FROM [LR]: OUT, 150 steps from FROM on final-fantasy-piano (v4's fine-tune: peak
+# learning rate LR, default 3e-4; precision FINETUNE_PRECISION, default fp32).
+finetune() {
+  train_or_resume "$DATASETS/final-fantasy-piano" "$1" 150 \
+    --init-from "$2" --seq-len 1024 --batch-size 16 --lr "${3:-3e-4}" \
     --warmup-steps 30 --decay-steps 150 --augment-transpose 5 --eval-every 50 \
     --log-every 10 --seed 0 --precision "${FINETUNE_PRECISION:-fp32}" --fim-rate 0.5
   echo FINETUNE-DONE
