@@ -39,3 +39,22 @@ def test_a_kind_without_pieces_is_none_and_small_pools_give_what_they_have() -> 
     assert ref["openings"] is None
     assert ref["excerpts"]["pieces"] == 3
     assert ref["excerpts"]["std"] == pytest.approx(0.0)  # every draw is the whole pool
+
+
+def test_pieces_from_nothing_are_also_compared_with_real_openings() -> None:
+    from tunesmith.evaluation.summary import by_setting
+
+    rng = np.random.default_rng(2)
+    excerpts = [piece(rng) for _ in range(8)]
+    openings = [piece(rng, other=True) for _ in range(6)]
+    grids = [piece(rng, other=True) for _ in range(6)]  # like the openings, unlike the excerpts
+    pieces = [
+        {"setting": f"top_k/{start}", "search": "top_k", "start": start,
+         "memorisation": {"length_notes": 3}}
+        for start in ("nothing",) * 3 + ("test_opening",) * 3
+    ]  # fmt: skip
+    out = by_setting(excerpts, pieces, grids, openings)
+    assert "vs_openings" not in out["top_k/test_opening"]
+    vs = out["top_k/nothing"]["vs_openings"]
+    assert vs["openings"] == 6 and vs["mean_overlap"] > out["top_k/nothing"]["mean_overlap"]
+    assert "vs_openings" not in by_setting(excerpts, pieces, grids)["top_k/nothing"]

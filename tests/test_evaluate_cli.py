@@ -93,6 +93,14 @@ def test_full_report(setup: dict[str, Path], capsys: pytest.CaptureFixture[str])
     assert ref["excerpts"]["pieces"] == 2 and 0 < ref["excerpts"]["mean"] <= 1
     assert "For scale, the mean KDE overlap of real music" in md
     assert "For scale, the mean KDE overlap of real music" in printed
+    # Pieces from nothing are also compared with real held-out openings (they are openings).
+    summary = report["settings_summary"]
+    for name, setting in summary.items():
+        assert ("vs_openings" in setting) == (setting["start"] == "nothing"), name
+    vs = summary["top_k/nothing"]["vs_openings"]
+    assert vs["openings"] >= 1 and 0 < vs["mean_overlap"] <= 1
+    for text in (md, printed):
+        assert "Against the openings of the" in text and "top_k/nothing " in text
 
 
 def test_report_has_the_quality_bar_per_setting(setup: dict[str, Path]) -> None:

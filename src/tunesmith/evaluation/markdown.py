@@ -146,6 +146,27 @@ def reference_line(report: dict[str, Any]) -> str | None:
         "For scale, the mean KDE overlap of real music with the same held-out excerpts: sets of "
         + "; sets of ".join(parts)
         + ". A piece from nothing is an opening."
+        + openings_sentence(report)
+    )
+
+
+def openings_sentence(report: dict[str, Any]) -> str:
+    """The settings from nothing against real held-out openings ('' in older reports)."""
+    found = {n: s["vs_openings"] for n, s in report["settings_summary"].items()
+             if s.get("vs_openings")}  # fmt: skip
+    if not found:
+        return ""
+    n = next(iter(found.values()))["openings"]
+    parts = [
+        f"{name} {_f(v['mean_overlap'])} (lowest {_f(v['lowest_overlap'], 2)}, "
+        f"{v['lowest_overlap_metric']})"
+        for name, v in found.items()
+    ]
+    return (
+        f" Against the openings of the {n} held-out files instead (their first "
+        f"{report['settings']['notes']} notes), the mean KDE overlap of pieces from nothing: "
+        + "; ".join(parts)
+        + "."
     )
 
 

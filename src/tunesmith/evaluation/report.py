@@ -106,6 +106,11 @@ def _excerpts(corpus: corpus_mod.Corpus, settings: EvalSettings) -> list[np.ndar
     return segments
 
 
+def _held_out_openings(corpus: corpus_mod.Corpus, settings: EvalSettings) -> list[np.ndarray]:
+    """The first ``settings.notes`` notes of each held-out file that has as many."""
+    return real_segments(corpus.grids("test") + corpus.grids("val"), settings.notes, 1)
+
+
 def _losses(ckpt: Any, corpus: corpus_mod.Corpus, log: Callable[[str], None]) -> dict[str, Any]:
     """Loss, perplexity and accuracy on the test and val splits (those that have files)."""
     tok = ckpt.tokenizer
@@ -231,7 +236,9 @@ def run_evaluation(
         "loss": losses,
         "pieces": samples.pieces,
         "metrics": metrics,
-        "settings_summary": by_setting(segments, samples.pieces, samples.grids),
+        "settings_summary": by_setting(
+            segments, samples.pieces, samples.grids, _held_out_openings(corpus, settings)
+        ),
         "memorisation": _memorisation_section(index, index_source, samples.pieces, segments),
         "plots": {"metrics": plots, "pianorolls": samples.rolls},
     }  # fmt: skip

@@ -63,10 +63,15 @@ def set_summary(values: MetricSet) -> dict[str, Any]:
 
 
 def by_setting(
-    segments: list[np.ndarray], pieces: list[dict[str, Any]], grids: list[np.ndarray]
+    segments: list[np.ndarray],
+    pieces: list[dict[str, Any]],
+    grids: list[np.ndarray],
+    openings: list[np.ndarray] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each setting's summary, its KDE overlaps with the real excerpts (``segments``, cut to
-    its pieces' lengths) and its longest copy."""
+    its pieces' lengths) and its longest copy; for a setting from nothing, also its overlap
+    with real ``openings`` (``vs_openings``: a piece from nothing is an opening, which leaves
+    fewer beats silent and holds more long notes than an excerpt from a piece's middle)."""
     out: dict[str, dict[str, Any]] = {}
     for setting in dict.fromkeys(p["setting"] for p in pieces):  # in order of generation
         rows = [i for i, p in enumerate(pieces) if p["setting"] == setting]
@@ -81,6 +86,12 @@ def by_setting(
             "longest_copy": max(pieces[i]["memorisation"]["length_notes"] for i in rows),
             "overlaps": {name: c["overlap"] for name, c in comparison.items()},
         }
+        if openings and out[setting]["start"] == "nothing":
+            real = real_at_lengths(openings, [len(grids[i]) for i in rows])
+            out[setting]["vs_openings"] = {
+                "openings": len(openings),
+                **overlap_summary(compare_metrics(real, values)),
+            }
     return out
 
 
