@@ -6,7 +6,7 @@
 #   2. RUNS/v7-pretrain: from src/tunesmith/pretrained/ff-piano (v4), 1,200 steps, seed 5.
 #   3. RUNS/v7-finetune: from v7-pretrain/last, 150 steps on final-fantasy-piano (lr 3e-4).
 #   4. RUNS/v7b-finetune: the same at half the learning rate (1.5e-4).
-# Both stages measure the faster precision at their start (--precision auto).
+# Every stage measures the faster precision at its start (--precision auto).
 # Usage: configs/ff-piano-v7.sh [DATASETS_DIR] [RUNS_DIR]. Keep RUNS outside the repository and
 # run from a snapshot of the source (see train_or_resume.sh); a finished stage is a no-op.
 set -euo pipefail

@@ -17,7 +17,6 @@ train_or_resume() {
 # pretrain_mix DATASETS MIX: MIX becomes a folder of symlinks, all 909 POP909 files and the 81
 # files of final-fantasy-piano's train split (its val and test files stay out of every stage).
 pretrain_mix() {
-  mkdir -p "$2/pop909" "$2/ff-train"
   python - "$1" "$2" <<'PY'
 import sys
 from pathlib import Path
@@ -25,18 +24,20 @@ from pathlib import Path
 from tunesmith.data.prepare import find_midi_files
 from tunesmith.data.split import assign_splits
 
+
+def link(target: Path, name: Path) -> None:
+    if not name.is_symlink():
+        name.parent.mkdir(parents=True, exist_ok=True)
+        name.symlink_to(target)
+
+
 datasets, mix = Path(sys.argv[1]).resolve(), Path(sys.argv[2])
 ff = datasets / "final-fantasy-piano"
 for rel, split in assign_splits(find_midi_files(ff)).items():
-    link = mix / "ff-train" / rel
-    if split == "train" and not link.is_symlink():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(ff / rel)
+    if split == "train":
+        link(ff / rel, mix / "ff-train" / rel)
 for rel in find_midi_files(datasets / "pop909"):
-    link = mix / "pop909" / rel
-    if not link.is_symlink():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(datasets / "pop909" / rel)
+    link(datasets / "pop909" / rel, mix / "pop909" / rel)
 PY
 }
 

@@ -93,9 +93,14 @@ def _openings(corpus: corpus_mod.Corpus, split: str) -> list[Opening]:
     return [(name, g) for name, g in pairs if len(g)]
 
 
+def _held_out_grids(corpus: corpus_mod.Corpus) -> list[np.ndarray]:
+    """The grids of the held-out files: the test split's, then the val split's."""
+    return corpus.grids("test") + corpus.grids("val")
+
+
 def _excerpts(corpus: corpus_mod.Corpus, settings: EvalSettings) -> list[np.ndarray]:
     """Real held-out excerpts as long as the pieces; refused before any work when there are none."""
-    grids = corpus.grids("test") + corpus.grids("val")
+    grids = _held_out_grids(corpus)
     segments = real_segments(grids, settings.notes, settings.excerpts_per_file)
     if not segments:
         longest = max((len(g) for g in grids), default=0)
@@ -108,7 +113,7 @@ def _excerpts(corpus: corpus_mod.Corpus, settings: EvalSettings) -> list[np.ndar
 
 def _held_out_openings(corpus: corpus_mod.Corpus, settings: EvalSettings) -> list[np.ndarray]:
     """The first ``settings.notes`` notes of each held-out file that has as many."""
-    return real_segments(corpus.grids("test") + corpus.grids("val"), settings.notes, 1)
+    return real_segments(_held_out_grids(corpus), settings.notes, 1)
 
 
 def _losses(ckpt: Any, corpus: corpus_mod.Corpus, log: Callable[[str], None]) -> dict[str, Any]:

@@ -76,8 +76,8 @@ def by_setting(
     for setting in dict.fromkeys(p["setting"] for p in pieces):  # in order of generation
         rows = [i for i, p in enumerate(pieces) if p["setting"] == setting]
         values = compute_metrics([grids[i] for i in rows])
-        real = real_at_lengths(segments, [len(grids[i]) for i in rows])
-        comparison = compare_metrics(real, values)
+        lengths = [len(grids[i]) for i in rows]
+        comparison = compare_metrics(real_at_lengths(segments, lengths), values)
         out[setting] = {
             "search": pieces[rows[0]]["search"],
             "start": pieces[rows[0]]["start"],
@@ -87,10 +87,10 @@ def by_setting(
             "overlaps": {name: c["overlap"] for name, c in comparison.items()},
         }
         if openings and out[setting]["start"] == "nothing":
-            real = real_at_lengths(openings, [len(grids[i]) for i in rows])
+            vs_openings = compare_metrics(real_at_lengths(openings, lengths), values)
             out[setting]["vs_openings"] = {
                 "openings": len(openings),
-                **overlap_summary(compare_metrics(real, values)),
+                **overlap_summary(vs_openings),
             }
     return out
 
